@@ -1,0 +1,145 @@
+package profiler
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Profile files are named heap-<UTC time>-<pid>.pb.gz, the time to the
+// nanosecond first, so that names sort by time across processes and a
+// directory listing reads as a time series.
+const timeLayout = "20060102T150405.000000000"
+
+var (
+	profileName = regexp.MustCompile(`^heap-\d{8}T\d{6}\.\d{9}Z-\d+\.pb\.gz$`)
+	tempPrefix  = ".heap-"
+	tempSuffix  = ".tmp"
+)
+
+// fileStore writes profile files atomically and keeps the newest maxFiles.
+// It is safe for concurrent use.
+type fileStore struct {
+	dir      string
+	maxFiles int
+	pid      int
+
+	mu   sync.Mutex
+	last time.Time // time in the newest name, kept strictly increasing
+}
+
+func newFileStore(dir string, maxFiles int) (*fileStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating output directory: %w", err)
+	}
+	return &fileStore{dir: dir, maxFiles: maxFiles, pid: os.Getpid()}, nil
+}
+
+// write creates a new profile file whose content fill writes, then deletes
+// the oldest files beyond the bound. The content goes to a temporary file
+// that is synced and renamed into place, so a reader never sees a partial
+// profile; on any failure the temporary file is removed.
+func (s *fileStore) write(now time.Time, fill func(io.Writer) error) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	// The directory may have been removed since Start; recreate it rather
+	// than fail every write until a restart.
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating output directory: %w", err)
+	}
+	f, err := os.CreateTemp(s.dir, tempPrefix+"*"+tempSuffix) // mode 0600
+	if err != nil {
+		return "", fmt.Errorf("creating profile file: %w", err)
+	}
+	tmp := f.Name()
+	err = fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("writing profile file: %w", err)
+	}
+
+	path := filepath.Join(s.dir, s.nextName(now))
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("renaming profile file: %w", err)
+	}
+	syncDir(s.dir)
+	if err := s.prune(); err != nil {
+		return path, fmt.Errorf("removing old profile files: %w", err)
+	}
+	return path, nil
+}
+
+// nextName returns a file name for a profile taken at now, unique within
+// this process even for two writes in the same nanosecond.
+func (s *fileStore) nextName(now time.Time) string {
+	now = now.UTC().Round(0)
+	if !now.After(s.last) {
+		now = s.last.Add(time.Nanosecond)
+	}
+	s.last = now
+	return "heap-" + now.Format(timeLayout) + "Z-" + strconv.Itoa(s.pid) + ".pb.gz"
+}
+
+// prune deletes the oldest profile files beyond maxFiles, and temporary
+// files that a crashed writer left behind more than an hour ago.
+func (s *fileStore) prune() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	var profiles []string
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case profileName.MatchString(name):
+			profiles = append(profiles, name)
+		case isStaleTemp(e):
+			if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	slices.Sort(profiles)
+	for len(profiles) > s.maxFiles {
+		if err := os.Remove(filepath.Join(s.dir, profiles[0])); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		profiles = profiles[1:]
+	}
+	return errors.Join(errs...)
+}
+
+func isStaleTemp(e fs.DirEntry) bool {
+	name := e.Name()
+	if len(name) < len(tempPrefix)+len(tempSuffix) || name[:len(tempPrefix)] != tempPrefix || filepath.Ext(name) != tempSuffix {
+		return false
+	}
+	info, err := e.Info()
+	return err == nil && time.Since(info.ModTime()) > time.Hour
+}
+
+// syncDir makes a rename durable where the platform allows it; failures
+// are ignored because the file itself is already synced and complete.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,8 @@
+module github.com/leakhunt/profiler
+
+go 1.26.0
+
+require (
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
+	golang.org/x/sync v0.25.0
+)

@@ -1,0 +1,210 @@
+package profiler
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Heap is a named key space for the allocation hook. Memory that the Go
+// runtime does not see (C malloc, mmap, slabs of a pool) is reported with
+// Alloc and Free under a key the caller chooses; each Heap keeps its own
+// keys, and its samples carry the string label heap=<name> in profiles, so
+// `go tool pprof -tagfocus=heap=<name>` shows one kind of memory alone.
+//
+// A Heap may be created at any time, before or after Start, and its methods
+// are safe for concurrent use. They are cheap no-ops while no profiler runs.
+// The package-level Alloc, Free and Track use the heap named "default".
+type Heap struct {
+	name string
+	id   uint32
+}
+
+var (
+	heapsMu   sync.Mutex
+	heapNames = []string{0: "", 1: defaultHeapName} // index is Heap.id
+
+	defaultHeap = &Heap{name: defaultHeapName, id: 1}
+)
+
+const defaultHeapName = "default"
+
+// NewHeap returns a new Heap whose samples are labelled heap=name. Each call
+// returns a distinct key space, even for a name used before. NewHeap panics
+// if name is empty or "go", which labels the Go runtime's own heap.
+func NewHeap(name string) *Heap {
+	if name == "" {
+		panic("profiler: NewHeap with an empty name")
+	}
+	if name == goHeapName {
+		panic(`profiler: NewHeap("go"): the name "go" labels the Go runtime's own heap`)
+	}
+	heapsMu.Lock()
+	defer heapsMu.Unlock()
+	if len(heapNames) >= trackedBit {
+		panic("profiler: too many heaps")
+	}
+	h := &Heap{name: name, id: uint32(len(heapNames))}
+	heapNames = append(heapNames, name)
+	return h
+}
+
+// Name returns the heap's name, the value of its samples' heap label.
+func (h *Heap) Name() string { return h.name }
+
+// heapName returns the name of the heap with the given id.
+func heapName(id uint32) string {
+	heapsMu.Lock()
+	defer heapsMu.Unlock()
+	return heapNames[id&^trackedBit]
+}
+
+// goHeapName labels samples of the Go runtime's own heap.
+const goHeapName = "go"
+
+// Frames between runtime.Callers and the hook's caller, for each entry
+// point: runtime.Callers, record, and the hook functions themselves (their
+// logical frames count whether or not they were inlined).
+const (
+	skipAlloc = 4 // Callers, record, Profiler.alloc, Alloc or Heap.Alloc
+	skipTrack = 5 // Callers, record, Profiler.track, Heap.track, Track, TrackSize, Heap.Track or Heap.TrackSize
+)
+
+// Alloc reports that size bytes were allocated under key in this heap. If
+// the allocation is sampled, it counts as live until Free(key) or until
+// another Alloc reuses key. A size of zero or less is ignored.
+func (h *Heap) Alloc(key uintptr, size int) {
+	if p := active.Load(); p != nil {
+		p.alloc(key, h.id, size)
+	}
+}
+
+// Free reports that the allocation under key in this heap was released.
+// Free of a key that is not live (almost always: most allocations are not
+// sampled) costs one load and a compare.
+func (h *Heap) Free(key uintptr) {
+	if p := active.Load(); p != nil {
+		p.table.free(key, h.id)
+	}
+}
+
+// Track reports a Go object allocated by the caller, obj being a non-nil
+// pointer to it; its size is that of the pointed-to type. A sampled object
+// stays live in profiles until the garbage collector frees it. Track panics
+// if obj is not a non-nil pointer. See the package-level Track for details.
+func (h *Heap) Track(obj any) {
+	ptr, size := pointerOf(obj)
+	h.track(ptr, size)
+}
+
+// TrackSize is Track for an object whose footprint is not the size of its
+// type, for example a struct that owns a large buffer.
+func (h *Heap) TrackSize(obj any, size int) {
+	ptr, _ := pointerOf(obj)
+	h.track(ptr, size)
+}
+
+func pointerOf(obj any) (unsafe.Pointer, int) {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		panic("profiler: Track needs a non-nil pointer")
+	}
+	return v.UnsafePointer(), int(v.Type().Elem().Size())
+}
+
+// Alloc reports an allocation in the default heap; see Heap.Alloc.
+func Alloc(key uintptr, size int) {
+	if p := active.Load(); p != nil {
+		p.alloc(key, defaultHeap.id, size)
+	}
+}
+
+// Free reports a release in the default heap; see Heap.Free.
+func Free(key uintptr) {
+	if p := active.Load(); p != nil {
+		p.table.free(key, defaultHeap.id)
+	}
+}
+
+// Track reports the Go object *obj, allocated by the caller, to the default
+// heap. Only a sampled object gets a runtime.AddCleanup, which removes it
+// from the live set once the garbage collector has found it unreachable, so
+// a freed object leaves the profiles only after a GC (and its cleanup) ran.
+// Tiny pointer-free objects (16 bytes or less) share memory blocks with
+// others and may never be cleaned up; do not Track them. Objects made by
+// package-level initializers may not be heap-allocated and are never
+// cleaned up either. Track panics if obj is nil.
+func Track[T any](obj *T) {
+	defaultHeap.track(unsafe.Pointer(obj), int(unsafe.Sizeof(*obj)))
+}
+
+// TrackSize is Track with an explicit footprint in bytes, for objects whose
+// memory is not just unsafe.Sizeof(*obj).
+func TrackSize[T any](obj *T, size int) {
+	defaultHeap.track(unsafe.Pointer(obj), size)
+}
+
+func (h *Heap) track(ptr unsafe.Pointer, size int) {
+	if ptr == nil {
+		panic("profiler: Track of a nil pointer")
+	}
+	if p := active.Load(); p != nil {
+		p.track(h, ptr, size)
+	}
+}
+
+// alloc is the hook's Alloc with a profiler running: decide, and record the
+// rare sampled allocation. The quick reject is inlined here, so the
+// unsampled path costs this call and the random draw.
+func (p *Profiler) alloc(key uintptr, heap uint32, size int) {
+	u := rand.Uint64()
+	if p.sampler.quickReject(size, u) || !p.sampler.accept(size, u) {
+		return
+	}
+	p.record(liveKey{key: key, heap: heap}, size, skipAlloc)
+}
+
+// track records a sampled Go object under a fresh sample id and attaches
+// the cleanup that removes exactly that record. Keying by id, not address,
+// matters: a cleanup runs some time after the object died, by when its
+// address may hold a new, also tracked, object.
+func (p *Profiler) track(h *Heap, ptr unsafe.Pointer, size int) {
+	if !p.sampler.sample(size) {
+		return
+	}
+	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: h.id | trackedBit}
+	if p.record(k, size, skipTrack) {
+		runtime.AddCleanup((*byte)(ptr), untrack, trackedRef{table: p.table, key: k})
+	}
+}
+
+// trackedRef is a cleanup's argument. It must not point to the object.
+type trackedRef struct {
+	table *liveTable
+	key   liveKey
+}
+
+func untrack(r trackedRef) { r.table.remove(r.key) }
+
+// record captures the stack of a sampled allocation and stores it. skip is
+// the number of frames from runtime.Callers up to the hook's caller. It
+// reports whether the sample was kept.
+func (p *Profiler) record(k liveKey, size int, skip int) bool {
+	var buf [maxStackDepth + 1]uintptr
+	n := runtime.Callers(skip, buf[:p.depth+1])
+	truncated := n > p.depth
+	if truncated {
+		n = p.depth
+	}
+	pcs := buf[:n]
+	t := p.table
+	t.samples.Add(1)
+	gid := t.groups.find(t.stacks, k.heap&^trackedBit, pcs, truncated, t.stacks.hash(pcs), int64(size))
+	if gid == 0 {
+		t.droppedGroup.Add(1)
+		return false
+	}
+	return t.insert(k, gid, p.age())
+}

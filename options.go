@@ -1,0 +1,145 @@
+package profiler
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults for the options; each option's doc repeats its own.
+const (
+	DefaultSamplingRate  = 512 * 1024
+	DefaultOutputDir     = "heapprofiles"
+	DefaultFlushInterval = 60 * time.Second
+	DefaultMaxFiles      = 100
+
+	minFlushInterval = time.Second
+)
+
+// An Option configures Start. Options are validated together when Start
+// runs; an invalid one makes Start fail with an error naming it.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+type config struct {
+	rate      int
+	dir       string
+	interval  time.Duration
+	maxFiles  int
+	maxLive   int
+	maxStacks int
+	depth     int
+	logger    *slog.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		rate:      DefaultSamplingRate,
+		dir:       DefaultOutputDir,
+		interval:  DefaultFlushInterval,
+		maxFiles:  DefaultMaxFiles,
+		maxLive:   defaultMaxLiveSamples,
+		maxStacks: defaultMaxStacks,
+		depth:     defaultStackDepth,
+		logger:    slog.Default(),
+	}
+}
+
+// WithSamplingRate sets the mean number of bytes between samples: an
+// allocation of s bytes is sampled with probability 1-exp(-s/bytes), and 1
+// records every allocation. It must be between 1 and 2^30. The default is
+// 512 KiB, the Go runtime's own default (runtime.MemProfileRate).
+func WithSamplingRate(bytes int) Option {
+	return optionFunc(func(c *config) error {
+		if bytes < 1 || bytes > maxSamplingRate {
+			return fmt.Errorf("WithSamplingRate(%d): rate must be between 1 and %d bytes", bytes, maxSamplingRate)
+		}
+		c.rate = bytes
+		return nil
+	})
+}
+
+// WithOutputDir sets the directory profiles are written to, created with
+// mode 0700 if missing. The default is "heapprofiles", relative to the
+// working directory.
+func WithOutputDir(dir string) Option {
+	return optionFunc(func(c *config) error {
+		if dir == "" {
+			return fmt.Errorf("WithOutputDir(%q): directory must not be empty", dir)
+		}
+		c.dir = dir
+		return nil
+	})
+}
+
+// WithFlushInterval sets how often a profile is written in the background.
+// It must be at least one second. The default is 60 seconds.
+func WithFlushInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d < minFlushInterval {
+			return fmt.Errorf("WithFlushInterval(%v): interval must be at least %v", d, minFlushInterval)
+		}
+		c.interval = d
+		return nil
+	})
+}
+
+// WithMaxFiles sets how many profile files are kept in the output
+// directory; after each write the oldest beyond n are deleted. It counts
+// every file named like this package's profiles, whichever process wrote
+// it, so a restarted program keeps honouring the bound. The default is 100.
+func WithMaxFiles(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("WithMaxFiles(%d): must keep at least 1 file", n)
+		}
+		c.maxFiles = n
+		return nil
+	})
+}
+
+// WithMaxLiveSamples bounds the number of sampled allocations kept live at
+// once (each takes about 40 bytes). Past the bound new samples are dropped;
+// the drops are counted in Stats and in each profile's comments. The
+// default is 131072, which at the default rate represents 64 GiB of live
+// memory.
+func WithMaxLiveSamples(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 || n > 1<<30 {
+			return fmt.Errorf("WithMaxLiveSamples(%d): must be between 1 and %d", n, 1<<30)
+		}
+		c.maxLive = n
+		return nil
+	})
+}
+
+// WithStackDepth sets how many frames of each sampled stack are kept, at
+// most 256. Deeper stacks are cut at the root end and marked with a
+// "[truncated]" frame. The default is 128, as in runtime/pprof heap
+// profiles.
+func WithStackDepth(frames int) Option {
+	return optionFunc(func(c *config) error {
+		if frames < 1 || frames > maxStackDepth {
+			return fmt.Errorf("WithStackDepth(%d): depth must be between 1 and %d", frames, maxStackDepth)
+		}
+		c.depth = frames
+		return nil
+	})
+}
+
+// WithLogger sets the logger for failures in the background, such as a
+// profile that could not be written. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("WithLogger(nil): logger must not be nil")
+		}
+		c.logger = l
+		return nil
+	})
+}

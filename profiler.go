@@ -1,0 +1,216 @@
+package profiler
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+)
+
+// active is the running profiler, read by the hook on every call. nil means
+// none runs and the hook returns at once.
+var active atomic.Pointer[Profiler]
+
+// running guards Start against a second concurrent profiler; unlike active,
+// it stays set until Stop has finished writing the final profile.
+var (
+	runningMu sync.Mutex
+	running   *Profiler
+)
+
+// ErrStopped is returned by Flush and WriteProfile after Stop.
+var ErrStopped = errors.New("profiler: stopped")
+
+// Profiler is a running heap profiler, returned by Start. Its methods are
+// safe for concurrent use. Only one Profiler runs at a time in a process.
+type Profiler struct {
+	cfg     config
+	sampler sampler
+	depth   int
+	table   *liveTable
+	start   time.Time
+	files   *fileStore
+
+	group   errgroup.Group
+	flights singleflight.Group
+	done    chan struct{} // closed by Stop to end the background loop
+
+	stopOnce sync.Once
+	stopErr  error
+	stopped  atomic.Bool
+
+	filesWritten atomic.Uint64
+	writeErrors  atomic.Uint64
+	lastFlush    atomic.Int64 // nanoseconds
+	lastErr      atomic.Pointer[error]
+}
+
+// Start validates opts, starts the process-wide profiler and its background
+// goroutine, and returns it. It fails if any option is invalid (the error
+// names each one) or if a profiler is already running.
+func Start(opts ...Option) (*Profiler, error) {
+	cfg := defaultConfig()
+	var errs []error
+	for _, o := range opts {
+		if o == nil {
+			errs = append(errs, errors.New("nil Option"))
+			continue
+		}
+		if err := o.apply(&cfg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("profiler: invalid options: %w", err)
+	}
+
+	runningMu.Lock()
+	defer runningMu.Unlock()
+	if running != nil {
+		return nil, errors.New("profiler: Start called while a profiler is running; Stop it first")
+	}
+	files, err := newFileStore(cfg.dir, cfg.maxFiles)
+	if err != nil {
+		return nil, fmt.Errorf("profiler: %w", err)
+	}
+	p := &Profiler{
+		cfg:     cfg,
+		sampler: newSampler(cfg.rate),
+		depth:   cfg.depth,
+		table:   newLiveTable(cfg.maxLive, cfg.maxStacks),
+		start:   time.Now(),
+		files:   files,
+		done:    make(chan struct{}),
+	}
+	running = p
+	active.Store(p)
+	p.group.Go(p.loop)
+	return p, nil
+}
+
+// loop writes a profile every flush interval until Stop. A failed write is
+// logged and counted by writeFile; the loop carries on and retries at the
+// next tick.
+func (p *Profiler) loop() error {
+	t := time.NewTicker(p.cfg.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return nil
+		case <-t.C:
+			p.flush()
+		}
+	}
+}
+
+// Stop stops the hook, writes a final profile, waits for the background
+// goroutine and returns the first error met doing so. It is idempotent:
+// later calls return the same result without doing anything.
+func (p *Profiler) Stop() error {
+	p.stopOnce.Do(func() {
+		p.stopped.Store(true)
+		active.CompareAndSwap(p, nil)
+		close(p.done)
+		errLoop := p.group.Wait()
+		_, errFlush := p.flush()
+		p.stopErr = errors.Join(errLoop, errFlush)
+
+		runningMu.Lock()
+		running = nil
+		runningMu.Unlock()
+	})
+	return p.stopErr
+}
+
+// Flush writes a profile file now and returns its path. Calls that overlap
+// with each other or with a background write share that one write.
+func (p *Profiler) Flush() (string, error) {
+	if p.stopped.Load() {
+		return "", ErrStopped
+	}
+	return p.flush()
+}
+
+func (p *Profiler) flush() (string, error) {
+	v, err, _ := p.flights.Do("flush", func() (any, error) {
+		return p.writeFile()
+	})
+	path, _ := v.(string)
+	return path, err
+}
+
+// writeFile builds a profile, writes it atomically to a new file and prunes
+// old ones. A failure is logged, counted and returned.
+func (p *Profiler) writeFile() (string, error) {
+	begin := time.Now()
+	path, err := p.files.write(begin, func(w io.Writer) error {
+		return p.writeProfile(w, begin)
+	})
+	p.lastFlush.Store(int64(time.Since(begin)))
+	if err != nil && path != "" {
+		// The profile is written; only the deletion of old files failed.
+		p.cfg.logger.Warn("profiler: pruning old heap profiles failed", "dir", p.cfg.dir, "err", err)
+		err = nil
+	}
+	if err != nil {
+		p.writeErrors.Add(1)
+		p.lastErr.Store(&err)
+		p.cfg.logger.Error("profiler: writing heap profile failed", "dir", p.cfg.dir, "err", err)
+		return "", err
+	}
+	p.filesWritten.Add(1)
+	p.lastErr.Store(nil)
+	return path, nil
+}
+
+// WriteProfile writes the current profile to w as a gzipped pprof protocol
+// buffer, the format `go tool pprof` reads.
+func (p *Profiler) WriteProfile(w io.Writer) error {
+	if p.stopped.Load() {
+		return ErrStopped
+	}
+	return p.writeProfile(w, time.Now())
+}
+
+// age returns the time since Start in whole seconds, the clock of the live
+// records' birth times.
+func (p *Profiler) age() uint32 {
+	return uint32(time.Since(p.start) / time.Second)
+}
+
+// Stats is a snapshot of a profiler's counters.
+type Stats struct {
+	Samples      uint64 // sampled allocations seen since Start
+	LiveSamples  int64  // sampled allocations not yet freed
+	Dropped      uint64 // samples not kept: the live table or group table was full
+	Stacks       int64  // distinct stacks stored
+	FilesWritten uint64 // profile files written
+	WriteErrors  uint64 // profile writes that failed
+
+	LastFlushDuration time.Duration // time taken by the last file write
+	LastError         error         // error of the last file write, nil if it succeeded
+}
+
+// Stats returns the profiler's counters.
+func (p *Profiler) Stats() Stats {
+	t := p.table
+	s := Stats{
+		Samples:           t.samples.Load(),
+		LiveSamples:       t.count.Load(),
+		Dropped:           t.droppedLive.Load() + t.droppedGroup.Load(),
+		Stacks:            t.stacks.count.Load(),
+		FilesWritten:      p.filesWritten.Load(),
+		WriteErrors:       p.writeErrors.Load(),
+		LastFlushDuration: time.Duration(p.lastFlush.Load()),
+	}
+	if e := p.lastErr.Load(); e != nil {
+		s.LastError = *e
+	}
+	return s
+}

@@ -1,0 +1,97 @@
+package profiler
+
+import (
+	"math"
+	"math/rand/v2"
+)
+
+// The sampler decides, for each allocation the hook sees, whether to record
+// it. Sample points fall on allocated bytes as a Poisson process with mean
+// spacing rate bytes, like runtime.MemProfileRate (runtime/malloc.go,
+// nextSample). An allocation of size s is sampled when at least one point
+// falls inside it, which happens with probability
+//
+//	p(s) = 1 - exp(-s/rate)
+//
+// independently of every other allocation. A sampled allocation then stands
+// for 1/p(s) allocations and s/p(s) bytes, so the sum over samples of those
+// weights is an unbiased estimate of the true totals (the runtime's
+// scaleHeapSample does the same for Go's heap profile).
+//
+// The runtime implements the process with a per-P countdown of bytes until
+// the next sample. A library has no per-P or per-goroutine storage, and a
+// shared countdown would be a write to one cache line from every core, so
+// this sampler uses thinning instead: draw u uniform in [0, 2^64) from the
+// runtime's per-thread generator and sample iff u < p(s)·2^64. Because
+// p(s) ≤ s/rate, the test u ≥ s·⌈2^64/rate⌉ rejects almost every call with a
+// multiply and a compare, before any call to exp; both methods give exactly
+// the same distribution.
+
+// maxSamplingRate bounds the rate so that s·⌈2^64/rate⌉ cannot overflow for
+// any s < rate (it needs rate² < 2^64).
+const maxSamplingRate = 1 << 30
+
+// sampler is immutable after Start; its zero value samples nothing.
+type sampler struct {
+	rate uint64 // mean bytes between samples; 1 records every allocation
+	mul  uint64 // ⌈2^64/rate⌉, the early-reject threshold per byte
+}
+
+func newSampler(rate int) sampler {
+	r := uint64(rate)
+	// ⌈2^64/r⌉ computed without 128-bit arithmetic.
+	mul := math.MaxUint64/r + 1
+	return sampler{rate: r, mul: mul}
+}
+
+// sample reports whether an allocation of size bytes is to be recorded:
+// no locks, no shared writes (the generator is per thread), no allocation.
+func (s *sampler) sample(size int) bool {
+	u := rand.Uint64()
+	return !s.quickReject(size, u) && s.accept(size, u)
+}
+
+// quickReject reports whether u rejects an allocation of size bytes by the
+// cheap bound u ≥ s·⌈2^64/rate⌉ ≥ p(s)·2^64. It answers for almost every
+// call, with a multiply and a compare.
+func (s *sampler) quickReject(size int, u uint64) bool {
+	return uint64(size) < s.rate && u >= uint64(size)*s.mul
+}
+
+// accept finishes the decision for the rare draws that quickReject let
+// through: sampled iff u < p(s)·2^64.
+func (s *sampler) accept(size int, u uint64) bool {
+	if size <= 0 {
+		return false
+	}
+	if s.rate == 1 {
+		return true
+	}
+	// p < 1 always, since exp(-x) > 0, so p·2^64 fits the range of u.
+	return float64(u) < s.probability(int64(size))*(1<<64)
+}
+
+// probability is p(s) = 1 - exp(-s/rate), the chance that an allocation of
+// size bytes is sampled. Expm1 keeps precision when s is much smaller than
+// the rate, where 1-exp(-x) would cancel.
+func (s *sampler) probability(size int64) float64 {
+	if s.rate <= 1 {
+		return 1
+	}
+	return -math.Expm1(-float64(size) / float64(s.rate))
+}
+
+// scale returns the unbiased estimates of objects and bytes that count
+// sampled allocations of size bytes each stand for: count/p and count·size/p.
+func (s *sampler) scale(count, size int64) (objects, bytes int64) {
+	if count == 0 {
+		return 0, 0
+	}
+	p := s.probability(size)
+	if p <= 0 {
+		return 0, 0
+	}
+	objects = int64(math.Round(float64(count) / p))
+	bytes = int64(math.Round(float64(count) * float64(size) / p))
+	return objects, bytes
+}

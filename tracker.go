@@ -1,0 +1,252 @@
+package profiler
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
+// The tracker keeps what the profiles report: for every sampled allocation
+// still live, which group it belongs to and when it was made; and for every
+// group, how many sampled allocations it has seen in all. A group is one
+// (heap, stack, size, labels) combination, the unit a profile sample shows.
+// Keeping the live count per group as well means a profile is built from the
+// groups alone, never by walking every live record.
+
+const (
+	defaultMaxLiveSamples = 1 << 17
+	defaultMaxStacks      = 1 << 16
+	maxGroups             = groupChunkSize * groupChunks
+	groupChunkSize        = 1 << 10
+	groupChunks           = 1 << 10
+	liveShardBits         = 6
+	liveShards            = 1 << liveShardBits
+)
+
+// group is one profile sample in the making. Its identity fields never
+// change; the counters are updated atomically by the hook and read by the
+// writer without a lock.
+type group struct {
+	stk    *stack // nil when the stack table was full
+	id     uint32
+	heap   uint32
+	size   int64
+	next   *group       // next group with the same hash
+	allocs atomic.Int64 // sampled allocations, cumulative
+	live   atomic.Int64 // sampled allocations not yet freed
+}
+
+// groupTable interns groups. Groups are stored in fixed chunks so that a
+// group's id maps to its address without a lock, which Free needs.
+type groupTable struct {
+	mu     sync.Mutex
+	byHash map[uint64]*group
+	n      atomic.Uint32 // groups in use; ids are 1..n, 0 is "none"
+	chunks [groupChunks]atomic.Pointer[[groupChunkSize]group]
+}
+
+func (t *groupTable) get(id uint32) *group {
+	return &t.chunks[id/groupChunkSize].Load()[id%groupChunkSize]
+}
+
+// find returns the id of the group with these fields, creating it if new.
+// A stack that does not fit in the stack table lands in its heap's overflow
+// group for that size (stk == nil), so its bytes still count. find returns
+// 0 when the group table is full.
+func (t *groupTable) find(stacks *stackTable, heap uint32, pcs []uintptr, truncated bool, pcHash uint64, size int64) uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := groupHash(pcHash, heap, size)
+	for g := t.byHash[h]; g != nil; g = g.next {
+		if g.heap == heap && g.size == size && g.stk.matches(pcs, truncated) {
+			return g.id
+		}
+	}
+	stk := stacks.intern(pcs, truncated, pcHash)
+	if stk == nil {
+		h = groupHash(0, heap, size)
+		for g := t.byHash[h]; g != nil; g = g.next {
+			if g.heap == heap && g.size == size && g.stk == nil {
+				return g.id
+			}
+		}
+	}
+	id := t.n.Load() + 1
+	if id >= maxGroups {
+		return 0
+	}
+	c := t.chunks[id/groupChunkSize].Load()
+	if c == nil {
+		c = new([groupChunkSize]group)
+		t.chunks[id/groupChunkSize].Store(c)
+	}
+	g := &c[id%groupChunkSize]
+	g.id, g.stk, g.heap, g.size, g.next = id, stk, heap, size, t.byHash[h]
+	t.byHash[h] = g
+	t.n.Store(id)
+	return id
+}
+
+func groupHash(pcHash uint64, heap uint32, size int64) uint64 {
+	return mix(pcHash ^ mix(uint64(heap)<<40^uint64(size)))
+}
+
+// snapshot returns the groups in use. The identity fields of each are
+// immutable once published, so the caller reads them without a lock.
+func (t *groupTable) snapshot(buf []*group) []*group {
+	n := t.n.Load()
+	for id := uint32(1); id <= n; id++ {
+		buf = append(buf, t.get(id))
+	}
+	return buf
+}
+
+// liveKey identifies a live allocation: the caller's key within a heap's key
+// space. Tracked Go objects use a separate key space per heap (trackedBit),
+// keyed by a sample id rather than an address, because a cleanup can run
+// after the address was reused.
+type liveKey struct {
+	key  uintptr
+	heap uint32
+}
+
+const trackedBit = 1 << 31
+
+// liveRecord is what the table keeps per live sample: 8 bytes, so with its
+// 16-byte key one map slot is 24 bytes.
+type liveRecord struct {
+	group uint32
+	born  uint32 // seconds since the profiler started
+}
+
+type liveShard struct {
+	mu   sync.Mutex
+	live map[liveKey]liveRecord
+	_    [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// liveTable is the sharded table of sampled allocations not yet freed. It is
+// safe for concurrent use.
+type liveTable struct {
+	groups  groupTable
+	stacks  *stackTable
+	maxLive int64
+	count   atomic.Int64
+	filter  keyFilter
+	shards  [liveShards]liveShard
+
+	samples      atomic.Uint64 // sampled allocations offered to the table
+	droppedLive  atomic.Uint64 // not recorded: maxLive reached
+	droppedGroup atomic.Uint64 // not recorded: group table full
+	nextTracked  atomic.Uint64 // sample ids for tracked Go objects
+}
+
+func newLiveTable(maxLive, maxStacks int) *liveTable {
+	t := &liveTable{
+		stacks:  newStackTable(maxStacks),
+		maxLive: int64(maxLive),
+		filter:  newKeyFilter(maxLive),
+	}
+	t.groups.byHash = make(map[uint64]*group)
+	for i := range t.shards {
+		t.shards[i].live = make(map[liveKey]liveRecord)
+	}
+	return t
+}
+
+// mix is a 64-bit finalizer (from splitmix64): every input bit affects every
+// output bit, so both the high bits (shard) and low bits (filter slot) of
+// the result are well spread even for keys that differ in a few low bits.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+func hashKey(k liveKey) uint64 {
+	return mix(uint64(k.key) ^ uint64(k.heap)<<32 ^ uint64(k.heap))
+}
+
+func (t *liveTable) shard(h uint64) *liveShard {
+	return &t.shards[h>>(64-liveShardBits)]
+}
+
+// insert records a sampled allocation under k. A live record under the same
+// key is replaced: its object was freed without telling us. It reports
+// false if the table was full and the sample dropped.
+func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
+	g := t.groups.get(groupID)
+	g.allocs.Add(1)
+	h := hashKey(k)
+	s := t.shard(h)
+	s.mu.Lock()
+	old, replaced := s.live[k]
+	if !replaced {
+		if t.count.Add(1) > t.maxLive {
+			t.count.Add(-1)
+			s.mu.Unlock()
+			t.droppedLive.Add(1)
+			return false
+		}
+		t.filter.add(h)
+	}
+	s.live[k] = liveRecord{group: groupID, born: born}
+	s.mu.Unlock()
+	if replaced {
+		t.groups.get(old.group).live.Add(-1)
+	}
+	g.live.Add(1)
+	return true
+}
+
+// free forgets k if it is live. The filter answers first, with one atomic
+// load and no write: for almost every Free the key was never sampled.
+func (t *liveTable) free(key uintptr, heap uint32) {
+	k := liveKey{key: key, heap: heap}
+	h := hashKey(k)
+	if t.filter.mayContain(h) {
+		t.removeHashed(k, h)
+	}
+}
+
+// remove forgets k if it is live.
+func (t *liveTable) remove(k liveKey) { t.removeHashed(k, hashKey(k)) }
+
+func (t *liveTable) removeHashed(k liveKey, h uint64) {
+	s := t.shard(h)
+	s.mu.Lock()
+	old, ok := s.live[k]
+	if ok {
+		delete(s.live, k)
+		t.filter.remove(h)
+	}
+	s.mu.Unlock()
+	if ok {
+		t.count.Add(-1)
+		t.groups.get(old.group).live.Add(-1)
+	}
+}
+
+// keyFilter is a counting filter over key hashes: slot i counts the live
+// keys whose hash lands in it. A zero slot proves a key is not live, with
+// one atomic load and no write, so Free of an unsampled key never touches a
+// lock or a shared cache line. Nonzero slots are resolved by the table.
+type keyFilter struct {
+	slots []atomic.Uint32
+	mask  uint64
+}
+
+// newKeyFilter sizes the filter to about four slots per live sample, so a
+// Free of an unsampled key passes the filter with probability at most 1/4
+// when the table is full, and far less in the usual case.
+func newKeyFilter(maxLive int) keyFilter {
+	n := 1 << bits.Len(uint(4*maxLive-1))
+	return keyFilter{slots: make([]atomic.Uint32, n), mask: uint64(n - 1)}
+}
+
+func (f *keyFilter) mayContain(h uint64) bool { return f.slots[h&f.mask].Load() != 0 }
+func (f *keyFilter) add(h uint64)             { f.slots[h&f.mask].Add(1) }
+func (f *keyFilter) remove(h uint64)          { f.slots[h&f.mask].Add(^uint32(0)) }

@@ -1,0 +1,252 @@
+package profiler
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/pprof/profile"
+)
+
+// Names of the synthetic frames that mark what a stack lost.
+const (
+	truncatedFrame = "[truncated]"        // root end cut at the stack depth
+	overflowFrame  = "[stack table full]" // stack not stored: too many distinct stacks
+)
+
+// writeProfile builds the profile of the current state and writes it to w,
+// gzipped.
+func (p *Profiler) writeProfile(w io.Writer, now time.Time) error {
+	prof := p.buildProfile(now)
+	if err := prof.Write(w); err != nil {
+		return fmt.Errorf("encoding profile: %w", err)
+	}
+	return nil
+}
+
+// buildProfile turns the group table into a heap profile shaped like the one
+// runtime/pprof writes: the same four sample types, period and labels, so
+// every pprof habit (-sample_index, -tagfocus, -diff_base) works on it.
+// The weights of the sampler are applied here, at write time.
+func (p *Profiler) buildProfile(now time.Time) *profile.Profile {
+	groups := p.table.groups.snapshot(nil)
+	// Sorted so that the same state always encodes to the same bytes.
+	slices.SortFunc(groups, compareGroups)
+
+	b := newProfileBuilder(processSymbols)
+	prof := b.prof
+	prof.TimeNanos = now.UnixNano()
+	prof.DurationNanos = now.Sub(p.start).Nanoseconds()
+	prof.Period = int64(p.sampler.rate)
+
+	for _, g := range groups {
+		allocs, live := g.allocs.Load(), g.live.Load()
+		if allocs == 0 && live == 0 {
+			continue
+		}
+		allocObjects, allocBytes := p.sampler.scale(allocs, g.size)
+		liveObjects, liveBytes := p.sampler.scale(live, g.size)
+		prof.Sample = append(prof.Sample, &profile.Sample{
+			Location: b.stack(g.stk),
+			Value:    []int64{allocObjects, allocBytes, liveObjects, liveBytes},
+			Label:    map[string][]string{"heap": {heapName(g.heap)}},
+			NumLabel: map[string][]int64{"bytes": {g.size}},
+			NumUnit:  map[string][]string{"bytes": {"bytes"}},
+		})
+	}
+
+	t := p.table
+	prof.Comments = []string{
+		fmt.Sprintf("leakhunt heap profile: sampling rate %d bytes, stack depth %d", p.sampler.rate, p.depth),
+		fmt.Sprintf("samples=%d live=%d stacks=%d dropped_live_table_full=%d dropped_group_table_full=%d",
+			t.samples.Load(), t.count.Load(), t.stacks.count.Load(), t.droppedLive.Load(), t.droppedGroup.Load()),
+	}
+	return prof
+}
+
+// compareGroups orders groups by heap, stack and size.
+func compareGroups(a, b *group) int {
+	if c := cmp.Compare(a.heap, b.heap); c != 0 {
+		return c
+	}
+	if c := compareStacks(a.stk, b.stk); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.size, b.size)
+}
+
+func compareStacks(a, b *stack) int {
+	switch {
+	case a == b:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	if c := slices.Compare(a.pcs, b.pcs); c != 0 {
+		return c
+	}
+	switch {
+	case a.truncated == b.truncated:
+		return 0
+	case a.truncated:
+		return 1
+	}
+	return -1
+}
+
+// profileBuilder holds a profile under construction with its Locations and
+// Functions deduplicated.
+type profileBuilder struct {
+	prof     *profile.Profile
+	symbols  *symbolCache
+	locs     map[uintptr]*profile.Location
+	synth    map[string]*profile.Location
+	funcs    map[frameKey]*profile.Function
+	mappings []*profile.Mapping // sorted by Start
+}
+
+type frameKey struct{ function, file string }
+
+func newProfileBuilder(symbols *symbolCache) *profileBuilder {
+	maps := processMappings()
+	prof := &profile.Profile{
+		SampleType: []*profile.ValueType{
+			{Type: "alloc_objects", Unit: "count"},
+			{Type: "alloc_space", Unit: "bytes"},
+			{Type: "inuse_objects", Unit: "count"},
+			{Type: "inuse_space", Unit: "bytes"},
+		},
+		DefaultSampleType: "inuse_space",
+		PeriodType:        &profile.ValueType{Type: "space", Unit: "bytes"},
+		Mapping:           maps,
+	}
+	return &profileBuilder{
+		prof:     prof,
+		symbols:  symbols,
+		locs:     make(map[uintptr]*profile.Location),
+		synth:    make(map[string]*profile.Location),
+		funcs:    make(map[frameKey]*profile.Function),
+		mappings: maps,
+	}
+}
+
+// stack returns the locations of st, leaf first, ending with a synthetic
+// frame if the stack was cut or could not be stored.
+func (b *profileBuilder) stack(st *stack) []*profile.Location {
+	if st == nil {
+		return []*profile.Location{b.synthetic(overflowFrame)}
+	}
+	locs := make([]*profile.Location, 0, len(st.pcs)+1)
+	for _, pc := range st.pcs {
+		locs = append(locs, b.location(pc))
+	}
+	if st.truncated {
+		locs = append(locs, b.synthetic(truncatedFrame))
+	}
+	return locs
+}
+
+// location returns the Location for pc, with one Line per frame inlined at
+// pc, innermost first, as runtime/pprof writes them.
+func (b *profileBuilder) location(pc uintptr) *profile.Location {
+	if l, ok := b.locs[pc]; ok {
+		return l
+	}
+	l := &profile.Location{
+		ID:      uint64(len(b.prof.Location) + 1),
+		Address: uint64(pc),
+		Mapping: b.mapping(uint64(pc)),
+	}
+	for _, f := range b.symbols.lookup(pc) {
+		if f.function == "" && f.file == "" {
+			continue // unsymbolized: pprof can still resolve the address
+		}
+		l.Line = append(l.Line, profile.Line{Function: b.function(f.function, f.file), Line: f.line})
+	}
+	b.prof.Location = append(b.prof.Location, l)
+	b.locs[pc] = l
+	return l
+}
+
+// synthetic returns a Location with no address standing for name.
+func (b *profileBuilder) synthetic(name string) *profile.Location {
+	if l, ok := b.synth[name]; ok {
+		return l
+	}
+	l := &profile.Location{
+		ID:   uint64(len(b.prof.Location) + 1),
+		Line: []profile.Line{{Function: b.function(name, "")}},
+	}
+	b.prof.Location = append(b.prof.Location, l)
+	b.synth[name] = l
+	return l
+}
+
+func (b *profileBuilder) function(name, file string) *profile.Function {
+	k := frameKey{name, file}
+	if f, ok := b.funcs[k]; ok {
+		return f
+	}
+	f := &profile.Function{
+		ID:         uint64(len(b.prof.Function) + 1),
+		Name:       name,
+		SystemName: name,
+		Filename:   file,
+	}
+	b.prof.Function = append(b.prof.Function, f)
+	b.funcs[k] = f
+	return f
+}
+
+// mapping returns the mapping that holds addr, or nil.
+func (b *profileBuilder) mapping(addr uint64) *profile.Mapping {
+	i := sort.Search(len(b.mappings), func(i int) bool { return b.mappings[i].Limit > addr })
+	if i < len(b.mappings) && b.mappings[i].Start <= addr {
+		return b.mappings[i]
+	}
+	if len(b.mappings) == 1 && b.mappings[0].Limit == 0 {
+		return b.mappings[0] // the fallback mapping stands for everything
+	}
+	return nil
+}
+
+// processMappings returns fresh copies of this process's executable
+// mappings, read once: a profile's encoder assigns to its mappings, so two
+// profiles must not share them.
+func processMappings() []*profile.Mapping {
+	base := mappingsOnce()
+	out := make([]*profile.Mapping, len(base))
+	for i, m := range base {
+		c := *m
+		out[i] = &c
+	}
+	slices.SortFunc(out, func(a, b *profile.Mapping) int { return cmp.Compare(a.Start, b.Start) })
+	for i, m := range out {
+		m.ID = uint64(i + 1)
+	}
+	return out
+}
+
+var mappingsOnce = sync.OnceValue(readMappings)
+
+// fallbackMappings returns a single mapping for the executable where the
+// address ranges are unknown. Its functions are already symbolized, so
+// pprof needs no more than the file name.
+func fallbackMappings() []*profile.Mapping {
+	exe, _ := os.Executable()
+	return []*profile.Mapping{{
+		ID:              1,
+		File:            exe,
+		HasFunctions:    true,
+		HasFilenames:    true,
+		HasLineNumbers:  true,
+		HasInlineFrames: true,
+	}}
+}
