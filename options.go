@@ -35,6 +35,8 @@ type config struct {
 	maxStacks int
 	depth     int
 	logger    *slog.Logger
+	goHeap    bool
+	gcFirst   bool
 }
 
 func defaultConfig() config {
@@ -47,6 +49,7 @@ func defaultConfig() config {
 		maxStacks: defaultMaxStacks,
 		depth:     defaultStackDepth,
 		logger:    slog.Default(),
+		goHeap:    true,
 	}
 }
 
@@ -54,6 +57,15 @@ func defaultConfig() config {
 // allocation of s bytes is sampled with probability 1-exp(-s/bytes), and 1
 // records every allocation. It must be between 1 and 2^30. The default is
 // 512 KiB, the Go runtime's own default (runtime.MemProfileRate).
+//
+// With the Go heap source on (WithGoHeap), the rate is also set as
+// runtime.MemProfileRate, a process-wide setting, for as long as the
+// profiler runs; Stop restores the previous value. The runtime scales every
+// Go heap sample with the rate in force when the profile is read, so Go
+// allocations sampled before Start at a different rate are mis-scaled by
+// the ratio of the two rates: start the profiler first thing in main, or
+// keep the default rate, which is the runtime's default too. Each profile's
+// comments record both rates.
 func WithSamplingRate(bytes int) Option {
 	return optionFunc(func(c *config) error {
 		if bytes < 1 || bytes > maxSamplingRate {
@@ -140,6 +152,30 @@ func WithLogger(l *slog.Logger) Option {
 			return fmt.Errorf("WithLogger(nil): logger must not be nil")
 		}
 		c.logger = l
+		return nil
+	})
+}
+
+// WithGoHeap sets whether the Go runtime's own sampled heap profile is
+// merged into every profile, its samples labelled heap=go. It is on by
+// default, so that Start alone profiles an unmodified program; the hook adds
+// what the runtime cannot see. See WithSamplingRate for the process-wide
+// rate this sets.
+func WithGoHeap(on bool) Option {
+	return optionFunc(func(c *config) error {
+		c.goHeap = on
+		return nil
+	})
+}
+
+// WithGCBeforeSnapshot sets whether a garbage collection runs before each
+// profile is taken. The Go heap's in-use figures are those of the last
+// completed GC, so without it they may lag by up to two GC cycles; with it,
+// every flush pays for a full collection, which stops no goroutine for
+// long but costs CPU in proportion to the live heap. Off by default.
+func WithGCBeforeSnapshot(on bool) Option {
+	return optionFunc(func(c *config) error {
+		c.gcFirst = on
 		return nil
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,10 @@ type Profiler struct {
 	stopOnce sync.Once
 	stopErr  error
 	stopped  atomic.Bool
+
+	// prevMemProfileRate is runtime.MemProfileRate before Start, restored
+	// by Stop when the Go heap source changed it.
+	prevMemProfileRate int
 
 	filesWritten atomic.Uint64
 	writeErrors  atomic.Uint64
@@ -87,6 +92,10 @@ func Start(opts ...Option) (*Profiler, error) {
 		files:   files,
 		done:    make(chan struct{}),
 	}
+	p.prevMemProfileRate = runtime.MemProfileRate
+	if cfg.goHeap {
+		runtime.MemProfileRate = cfg.rate
+	}
 	running = p
 	active.Store(p)
 	p.group.Go(p.loop)
@@ -120,6 +129,9 @@ func (p *Profiler) Stop() error {
 		errLoop := p.group.Wait()
 		_, errFlush := p.flush()
 		p.stopErr = errors.Join(errLoop, errFlush)
+		if p.cfg.goHeap {
+			runtime.MemProfileRate = p.prevMemProfileRate
+		}
 
 		runningMu.Lock()
 		running = nil

@@ -109,41 +109,56 @@ type frame struct {
 	line     int64
 }
 
-// symbolCache maps each program counter to its frames, innermost (inlined)
-// first. Go code does not move, so entries stay valid for the life of the
+// symbol is a program counter resolved: the address pprof shows for it and
+// its frames, innermost (inlined) first.
+type symbol struct {
+	addr   uint64
+	frames []frame
+	goexit bool // the root frame every goroutine has; runtime/pprof omits it
+}
+
+// symbolCache maps each program counter to its symbol. Go code does not move, so entries stay valid for the life of the
 // process and a steady-state profile symbolizes nothing new. It is safe for
 // concurrent use.
 type symbolCache struct {
-	mu     sync.Mutex
-	frames map[uintptr][]frame
+	mu      sync.Mutex
+	symbols map[uintptr]symbol
 }
 
 // processSymbols outlives any one Profiler: a Stop followed by a new Start
 // keeps what was already symbolized.
-var processSymbols = &symbolCache{frames: make(map[uintptr][]frame)}
+var processSymbols = &symbolCache{symbols: make(map[uintptr]symbol)}
 
-// lookup returns the frames for pc, symbolizing it on first use.
-func (c *symbolCache) lookup(pc uintptr) []frame {
+// lookup returns the symbol for pc, symbolizing it on first use.
+func (c *symbolCache) lookup(pc uintptr) symbol {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if f, ok := c.frames[pc]; ok {
-		return f
+	if s, ok := c.symbols[pc]; ok {
+		return s
 	}
-	f := symbolize(pc)
-	c.frames[pc] = f
-	return f
+	s := symbolize(pc)
+	c.symbols[pc] = s
+	return s
 }
 
-// symbolize expands pc into its frames. A pc inside inlined calls yields one
-// frame per inlined function, innermost first, which the writer turns into
-// one pprof Location with several Lines (as runtime/pprof does).
-func symbolize(pc uintptr) []frame {
-	var out []frame
+// symbolize resolves pc, a return address as runtime.Callers records it. A
+// pc inside inlined calls yields one frame per inlined function, innermost
+// first, which the writer turns into one pprof Location with several Lines.
+// The address is that of the call instruction (runtime.Frame.PC), the
+// convention of runtime/pprof, so our Locations and the Go heap's coincide.
+func symbolize(pc uintptr) symbol {
+	s := symbol{addr: uint64(pc - 1)}
 	frames := runtime.CallersFrames([]uintptr{pc})
-	for {
+	for first := true; ; first = false {
 		f, more := frames.Next()
+		if first && f.PC != 0 {
+			s.addr = uint64(f.PC)
+		}
+		if first && f.Function == "runtime.goexit" {
+			s.goexit = true
+		}
 		if f.Function != "" || f.File != "" {
-			out = append(out, frame{
+			s.frames = append(s.frames, frame{
 				function: f.Function,
 				file:     f.File,
 				line:     int64(f.Line),
@@ -153,10 +168,7 @@ func symbolize(pc uintptr) []frame {
 			break
 		}
 	}
-	if len(out) == 0 {
-		// Not Go code (for example a C frame with no symbolizer): keep the
-		// address so pprof can still show and later symbolize it.
-		out = append(out, frame{})
-	}
-	return out
+	// With no frames (not Go code, say a C frame) the Location keeps just
+	// its address, which pprof can still show and symbolize later.
+	return s
 }

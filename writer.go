@@ -22,7 +22,10 @@ const (
 // writeProfile builds the profile of the current state and writes it to w,
 // gzipped.
 func (p *Profiler) writeProfile(w io.Writer, now time.Time) error {
-	prof := p.buildProfile(now)
+	prof, err := p.buildProfile(now)
+	if err != nil {
+		return err
+	}
 	if err := prof.Write(w); err != nil {
 		return fmt.Errorf("encoding profile: %w", err)
 	}
@@ -32,8 +35,17 @@ func (p *Profiler) writeProfile(w io.Writer, now time.Time) error {
 // buildProfile turns the group table into a heap profile shaped like the one
 // runtime/pprof writes: the same four sample types, period and labels, so
 // every pprof habit (-sample_index, -tagfocus, -diff_base) works on it.
-// The weights of the sampler are applied here, at write time.
-func (p *Profiler) buildProfile(now time.Time) *profile.Profile {
+// The weights of the sampler are applied here, at write time. The Go heap
+// source, when on, is read first so that its in-use figures and the hook's
+// are as close in time as they can be.
+func (p *Profiler) buildProfile(now time.Time) (*profile.Profile, error) {
+	var goHeap *profile.Profile
+	if p.cfg.goHeap {
+		var err error
+		if goHeap, err = readGoHeap(p.cfg.gcFirst); err != nil {
+			return nil, err
+		}
+	}
 	groups := p.table.groups.snapshot(nil)
 	// Sorted so that the same state always encodes to the same bytes.
 	slices.SortFunc(groups, compareGroups)
@@ -60,13 +72,24 @@ func (p *Profiler) buildProfile(now time.Time) *profile.Profile {
 		})
 	}
 
+	if goHeap != nil {
+		if err := b.addGoHeap(goHeap); err != nil {
+			return nil, err
+		}
+	}
+
 	t := p.table
 	prof.Comments = []string{
 		fmt.Sprintf("leakhunt heap profile: sampling rate %d bytes, stack depth %d", p.sampler.rate, p.depth),
 		fmt.Sprintf("samples=%d live=%d stacks=%d dropped_live_table_full=%d dropped_group_table_full=%d",
 			t.samples.Load(), t.count.Load(), t.stacks.count.Load(), t.droppedLive.Load(), t.droppedGroup.Load()),
 	}
-	return prof
+	if p.cfg.goHeap {
+		prof.Comments = append(prof.Comments, fmt.Sprintf(
+			"go heap: runtime.MemProfileRate %d while profiling, %d before Start; in-use as of the last completed GC%s",
+			p.cfg.rate, p.prevMemProfileRate, map[bool]string{true: " (GC forced before this snapshot)"}[p.cfg.gcFirst]))
+	}
+	return prof, nil
 }
 
 // compareGroups orders groups by heap, stack and size.
@@ -106,7 +129,7 @@ func compareStacks(a, b *stack) int {
 type profileBuilder struct {
 	prof     *profile.Profile
 	symbols  *symbolCache
-	locs     map[uintptr]*profile.Location
+	locs     map[uint64]*profile.Location // by address
 	synth    map[string]*profile.Location
 	funcs    map[frameKey]*profile.Function
 	mappings []*profile.Mapping // sorted by Start
@@ -130,7 +153,7 @@ func newProfileBuilder(symbols *symbolCache) *profileBuilder {
 	return &profileBuilder{
 		prof:     prof,
 		symbols:  symbols,
-		locs:     make(map[uintptr]*profile.Location),
+		locs:     make(map[uint64]*profile.Location),
 		synth:    make(map[string]*profile.Location),
 		funcs:    make(map[frameKey]*profile.Function),
 		mappings: maps,
@@ -145,7 +168,9 @@ func (b *profileBuilder) stack(st *stack) []*profile.Location {
 	}
 	locs := make([]*profile.Location, 0, len(st.pcs)+1)
 	for _, pc := range st.pcs {
-		locs = append(locs, b.location(pc))
+		if l := b.location(pc); l != nil {
+			locs = append(locs, l)
+		}
 	}
 	if st.truncated {
 		locs = append(locs, b.synthetic(truncatedFrame))
@@ -153,25 +178,34 @@ func (b *profileBuilder) stack(st *stack) []*profile.Location {
 	return locs
 }
 
-// location returns the Location for pc, with one Line per frame inlined at
-// pc, innermost first, as runtime/pprof writes them.
+// location returns the Location for pc, a return address, with one Line
+// per frame inlined at pc, innermost first, as runtime/pprof writes them. It
+// returns nil for runtime.goexit, which runtime/pprof leaves out too, so
+// that hook and Go heap stacks of one goroutine end the same way.
 func (b *profileBuilder) location(pc uintptr) *profile.Location {
-	if l, ok := b.locs[pc]; ok {
+	sym := b.symbols.lookup(pc)
+	if sym.goexit {
+		return nil
+	}
+	if l, ok := b.locs[sym.addr]; ok {
 		return l
 	}
-	l := &profile.Location{
-		ID:      uint64(len(b.prof.Location) + 1),
-		Address: uint64(pc),
-		Mapping: b.mapping(uint64(pc)),
-	}
-	for _, f := range b.symbols.lookup(pc) {
-		if f.function == "" && f.file == "" {
-			continue // unsymbolized: pprof can still resolve the address
-		}
+	l := b.newLocation(sym.addr)
+	for _, f := range sym.frames {
 		l.Line = append(l.Line, profile.Line{Function: b.function(f.function, f.file), Line: f.line})
 	}
+	return l
+}
+
+// newLocation adds an empty Location at addr.
+func (b *profileBuilder) newLocation(addr uint64) *profile.Location {
+	l := &profile.Location{
+		ID:      uint64(len(b.prof.Location) + 1),
+		Address: addr,
+		Mapping: b.mapping(addr),
+	}
 	b.prof.Location = append(b.prof.Location, l)
-	b.locs[pc] = l
+	b.locs[addr] = l
 	return l
 }
 

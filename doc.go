@@ -1,0 +1,109 @@
+// Package profiler is a sampling heap profiler meant to stay on in
+// production and find memory leaks. It writes standard pprof heap profiles
+// to disk every minute; open them with `go tool pprof`.
+//
+// Start it first thing in main:
+//
+//	package main
+//
+//	import (
+//		"log"
+//
+//		"github.com/leakhunt/profiler"
+//	)
+//
+//	func main() {
+//		p, err := profiler.Start() // writes ./heapprofiles/heap-*.pb.gz
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		defer p.Stop()
+//
+//		// ... the program ...
+//	}
+//
+// With no other change the profiles show the Go heap, read from the
+// runtime's own sampled heap profile (labelled heap=go). Memory the runtime
+// does not see, such as C malloc, mmap or slabs handed out by a pool, is
+// reported through the allocation hook, under a key the caller chooses:
+//
+//	var cgoHeap = profiler.NewHeap("cgo")
+//
+//	p := C.malloc(n)
+//	cgoHeap.Alloc(uintptr(p), int(n))
+//	...
+//	cgoHeap.Free(uintptr(p))
+//	C.free(p)
+//
+// and Go objects can be reported with Track, which follows them to their
+// collection with runtime.AddCleanup.
+//
+// # Sampling
+//
+// Recording every allocation is far too slow for production. Instead,
+// sample points fall on allocated bytes as a Poisson process with a mean
+// spacing of R bytes (WithSamplingRate, default 512 KiB, the Go runtime's
+// own default): an allocation of s bytes is sampled with probability
+// p(s) = 1 - exp(-s/R), independently of all others. Only sampled
+// allocations capture a stack (raw program counters, symbolized later in the
+// background) and enter the live-object table; everything else costs the
+// hook a random draw and a compare, with no lock and no shared write.
+//
+// The Go heap is sampled by the runtime itself, with the same process and
+// runtime.MemProfileRate as R. While the profiler runs with the Go heap
+// source on (the default, see WithGoHeap), it sets runtime.MemProfileRate
+// to the sampling rate, a process-wide setting, and Stop restores the old
+// value. The runtime scales all Go heap samples with the rate in force when
+// a profile is read, so Go allocations sampled before Start at another rate
+// are off by the ratio of the rates: start early, or keep the default rate.
+//
+// # Accuracy
+//
+// Each sampled allocation of s bytes stands for 1/p(s) allocations and
+// s/p(s) bytes; the weights are applied when a profile is written, and the
+// sum over samples is an unbiased estimate of the true total. With k
+// samples behind a figure its relative standard error is about 1/sqrt(k):
+// a site holding 512 MiB at the default rate has about a thousand samples,
+// so its estimate is within a few percent. Allocations of R bytes or more
+// are almost always sampled and are reported nearly exactly.
+//
+// The Go heap's in-use figures are those of the last completed garbage
+// collection: the runtime publishes a sampled allocation, and its free, only
+// once a GC cycle has finished with it, so they may lag by up to two
+// cycles. The profiler does not force a GC unless asked to with
+// WithGCBeforeSnapshot. Objects reported with Track leave the live set only
+// after a GC found them unreachable and their cleanup ran.
+//
+// # Concurrency
+//
+// One Profiler runs per process; Start fails while another runs. All its
+// methods are safe for concurrent use, and so are the hook functions, which
+// reach the running profiler through an atomic pointer and are no-ops when
+// none runs. The Profiler owns one background goroutine that writes a
+// profile every flush interval; Stop ends it, writes a final profile and
+// waits. Concurrent Flush calls and a background write collapse into one.
+//
+// # Output
+//
+// Each profile is a gzipped pprof protocol buffer like the heap profile of
+// runtime/pprof: sample types alloc_objects, alloc_space, inuse_objects and
+// inuse_space (the default), period type space/bytes with the sampling
+// rate as period, a numeric label bytes with the object size, and a string
+// label heap naming the source: "go" for the Go heap, a Heap's name for the
+// hook ("default" for the package-level functions). The comments give the
+// rates, sample counts and anything dropped. Files are named
+// heap-<UTC time>-<pid>.pb.gz, written with mode 0600 into a 0700
+// directory through a temporary file and a rename, so a reader never sees
+// a partial profile, and only the newest WithMaxFiles are kept. A failed
+// write is logged (WithLogger), counted in Stats and retried at the next
+// interval; the program never notices.
+//
+// Useful views:
+//
+//	go tool pprof -top heapprofiles/heap-….pb.gz              # in-use bytes by site
+//	go tool pprof -sample_index=alloc_space -top FILE         # everything allocated
+//	go tool pprof -tagfocus=heap=go -top FILE                 # the Go heap only
+//	go tool pprof -tagignore=heap=go -top FILE                # the hook's heaps only
+//	go tool pprof -diff_base OLD NEW                          # what grew between two
+//	go tool pprof -http=localhost:8080 FILE                   # flame graph
+package profiler
