@@ -3,8 +3,10 @@ package profiler
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/google/pprof/profile"
 )
@@ -74,8 +76,12 @@ func (b *profileBuilder) addGoHeap(src *profile.Profile) error {
 		if allZero(out.Value) {
 			continue
 		}
-		for _, l := range s.Location {
-			out.Location = append(out.Location, b.foreignLocation(l))
+		if b.ownMemory(s) {
+			out.Location = append(out.Location, b.synthetic(ownFrame))
+		} else {
+			for _, l := range s.Location {
+				out.Location = append(out.Location, b.foreignLocation(l))
+			}
 		}
 		if size, ok := s.NumLabel["bytes"]; ok {
 			out.NumLabel = map[string][]int64{"bytes": size}
@@ -84,6 +90,36 @@ func (b *profileBuilder) addGoHeap(src *profile.Profile) error {
 		b.prof.Sample = append(b.prof.Sample, out)
 	}
 	return nil
+}
+
+// ownFrame stands for the profiler's own Go memory (its tables, stacks,
+// the profiles it builds) in place of the stack that allocated it.
+const ownFrame = "[leakhunt profiler]"
+
+// ownPrefixes are the function name prefixes of this module's library code.
+var ownPrefixes = func() []string {
+	pkg := reflect.TypeFor[Profiler]().PkgPath()
+	return []string{pkg + ".", pkg + "/internal/"}
+}()
+
+// ownMemory reports whether a Go heap sample was allocated by the profiler
+// itself. Such memory is real and stays in the profile, but under one
+// synthetic frame: with its own stack it would lead through the hook into
+// the caller's code and look like the caller's allocation.
+func (b *profileBuilder) ownMemory(s *profile.Sample) bool {
+	for _, l := range s.Location {
+		for _, line := range l.Line {
+			if line.Function == nil {
+				continue
+			}
+			for _, prefix := range ownPrefixes {
+				if strings.HasPrefix(line.Function.Name, prefix) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // foreignLocation returns this profile's Location for l, a Location of
