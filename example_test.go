@@ -46,9 +46,9 @@ func ExampleHeap() {
 	defer p.Stop()
 
 	mmap := profiler.NewHeap("mmap")
-	mmap.Alloc(0x7f0000000000, 1<<20) // a 1 MiB region, keyed by its address
-	mmap.Alloc(0x7f0000100000, 1<<20)
-	mmap.Free(0x7f0000000000)
+	mmap.Alloc(0x7f000000, 1<<20) // a 1 MiB region, keyed by its address
+	mmap.Alloc(0x7f100000, 1<<20)
+	mmap.Free(0x7f000000)
 
 	var buf bytes.Buffer
 	if err := p.WriteProfile(&buf); err != nil {

@@ -126,10 +126,11 @@ func (b *profileBuilder) ownMemory(s *profile.Sample) bool {
 // another profile already symbolized; a Location at the same address that
 // a hook stack produced is shared.
 func (b *profileBuilder) foreignLocation(l *profile.Location) *profile.Location {
-	if own, ok := b.locs[l.Address]; ok {
+	k := locKey{l.Address, len(l.Line)}
+	if own, ok := b.locs[k]; ok {
 		return own
 	}
-	own := b.newLocation(l.Address)
+	own := b.newLocation(k)
 	for _, line := range l.Line {
 		if line.Function == nil {
 			continue

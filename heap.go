@@ -43,7 +43,7 @@ func NewHeap(name string) *Heap {
 	}
 	heapsMu.Lock()
 	defer heapsMu.Unlock()
-	if len(heapNames) >= trackedBit {
+	if uint64(len(heapNames)) >= uint64(trackedBit) {
 		panic("profiler: too many heaps")
 	}
 	h := &Heap{name: name, id: uint32(len(heapNames))}
@@ -157,10 +157,13 @@ func (h *Heap) track(ptr unsafe.Pointer, size int) {
 
 // alloc is the hook's Alloc with a profiler running: decide, and record the
 // rare sampled allocation. The quick reject is inlined here, so the
-// unsampled path costs this call and the random draw.
+// unsampled path costs this call, the random draw and the filter check.
 func (p *Profiler) alloc(key uintptr, heap uint32, size int) {
 	u := rand.Uint64()
 	if p.sampler.quickReject(size, u) || !p.sampler.accept(size, u) {
+		// A live record under key belongs to an object that was freed
+		// without a Free; the new, unsampled object replaces it.
+		p.table.free(key, heap)
 		return
 	}
 	p.record(liveKey{key: key, heap: heap}, size, skipAlloc)

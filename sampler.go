@@ -67,8 +67,10 @@ func (s *sampler) accept(size int, u uint64) bool {
 	if s.rate == 1 {
 		return true
 	}
-	// p < 1 always, since exp(-x) > 0, so p·2^64 fits the range of u.
-	return float64(u) < s.probability(int64(size))*(1<<64)
+	// For sizes of about 37 rates or more p rounds to exactly 1, and
+	// float64(u) may round up to 2^64: accept those outright.
+	threshold := s.probability(int64(size)) * (1 << 64)
+	return threshold >= 1<<64 || float64(u) < threshold
 }
 
 // probability is p(s) = 1 - exp(-s/rate), the chance that an allocation of

@@ -110,16 +110,21 @@ type frame struct {
 }
 
 // symbol is a program counter resolved: the address pprof shows for it and
-// its frames, innermost (inlined) first.
+// its frame. runtime.Callers records one PC per logical frame, inlined
+// calls included, and each resolves to exactly one function; the writer
+// joins the PCs of one physical frame (an inlined chain) into one Location.
 type symbol struct {
-	addr   uint64
-	frames []frame
-	goexit bool // the root frame every goroutine has; runtime/pprof omits it
+	addr    uint64
+	frames  []frame // one for Go code; none, or a C symbolizer's, otherwise
+	entry   uintptr // entry of the physical function holding the PC
+	inlined bool    // inlined into the function of the next PC
+	goexit  bool    // the root frame every goroutine has; runtime/pprof omits it
 }
 
-// symbolCache maps each program counter to its symbol. Go code does not move, so entries stay valid for the life of the
-// process and a steady-state profile symbolizes nothing new. It is safe for
-// concurrent use.
+// symbolCache maps each program counter to its symbol. Go code does not
+// move, so entries stay valid for the life of the process and a
+// steady-state profile symbolizes nothing new. It is safe for concurrent
+// use.
 type symbolCache struct {
 	mu      sync.Mutex
 	symbols map[uintptr]symbol
@@ -141,9 +146,7 @@ func (c *symbolCache) lookup(pc uintptr) symbol {
 	return s
 }
 
-// symbolize resolves pc, a return address as runtime.Callers records it. A
-// pc inside inlined calls yields one frame per inlined function, innermost
-// first, which the writer turns into one pprof Location with several Lines.
+// symbolize resolves pc, a return address as runtime.Callers records it.
 // The address is that of the call instruction (runtime.Frame.PC), the
 // convention of runtime/pprof, so our Locations and the Go heap's coincide.
 func symbolize(pc uintptr) symbol {
@@ -151,11 +154,13 @@ func symbolize(pc uintptr) symbol {
 	frames := runtime.CallersFrames([]uintptr{pc})
 	for first := true; ; first = false {
 		f, more := frames.Next()
-		if first && f.PC != 0 {
-			s.addr = uint64(f.PC)
-		}
-		if first && f.Function == "runtime.goexit" {
-			s.goexit = true
+		if first {
+			if f.PC != 0 {
+				s.addr = uint64(f.PC)
+			}
+			s.entry = f.Entry
+			s.inlined = f.Func == nil && f.Entry != 0
+			s.goexit = f.Function == "runtime.goexit"
 		}
 		if f.Function != "" || f.File != "" {
 			s.frames = append(s.frames, frame{

@@ -110,7 +110,7 @@ type liveKey struct {
 	heap uint32
 }
 
-const trackedBit = 1 << 31
+const trackedBit uint32 = 1 << 31
 
 // liveRecord is what the table keeps per live sample: 8 bytes, so with its
 // 16-byte key one map slot is 24 bytes.

@@ -129,7 +129,8 @@ func compareStacks(a, b *stack) int {
 type profileBuilder struct {
 	prof     *profile.Profile
 	symbols  *symbolCache
-	locs     map[uint64]*profile.Location // by address
+	locs     map[locKey]*profile.Location
+	syms     []symbol // scratch for stack
 	synth    map[string]*profile.Location
 	funcs    map[frameKey]*profile.Function
 	mappings []*profile.Mapping // sorted by Start
@@ -153,7 +154,7 @@ func newProfileBuilder(symbols *symbolCache) *profileBuilder {
 	return &profileBuilder{
 		prof:     prof,
 		symbols:  symbols,
-		locs:     make(map[uint64]*profile.Location),
+		locs:     make(map[locKey]*profile.Location),
 		synth:    make(map[string]*profile.Location),
 		funcs:    make(map[frameKey]*profile.Function),
 		mappings: maps,
@@ -161,16 +162,29 @@ func newProfileBuilder(symbols *symbolCache) *profileBuilder {
 }
 
 // stack returns the locations of st, leaf first, ending with a synthetic
-// frame if the stack was cut or could not be stored.
+// frame if the stack was cut or could not be stored. The PCs of an inlined
+// chain share one Location, with a Line per function, innermost first, as
+// runtime/pprof writes them (its pcDeck), so -lines and the Go heap's
+// stacks agree with ours. runtime.goexit is left out, as runtime/pprof does.
 func (b *profileBuilder) stack(st *stack) []*profile.Location {
 	if st == nil {
 		return []*profile.Location{b.synthetic(overflowFrame)}
 	}
-	locs := make([]*profile.Location, 0, len(st.pcs)+1)
+	syms := b.syms[:0]
 	for _, pc := range st.pcs {
-		if l := b.location(pc); l != nil {
-			locs = append(locs, l)
+		if sym := b.symbols.lookup(pc); !sym.goexit {
+			syms = append(syms, sym)
 		}
+	}
+	b.syms = syms
+	locs := make([]*profile.Location, 0, len(syms)+1)
+	for i := 0; i < len(syms); {
+		j := i + 1
+		for j < len(syms) && syms[j-1].inlined && syms[j].entry == syms[j-1].entry {
+			j++
+		}
+		locs = append(locs, b.location(syms[i:j]))
+		i = j
 	}
 	if st.truncated {
 		locs = append(locs, b.synthetic(truncatedFrame))
@@ -178,34 +192,39 @@ func (b *profileBuilder) stack(st *stack) []*profile.Location {
 	return locs
 }
 
-// location returns the Location for pc, a return address, with one Line
-// per frame inlined at pc, innermost first, as runtime/pprof writes them. It
-// returns nil for runtime.goexit, which runtime/pprof leaves out too, so
-// that hook and Go heap stacks of one goroutine end the same way.
-func (b *profileBuilder) location(pc uintptr) *profile.Location {
-	sym := b.symbols.lookup(pc)
-	if sym.goexit {
-		return nil
-	}
-	if l, ok := b.locs[sym.addr]; ok {
+// location returns the Location for one physical frame: the symbols of an
+// inlined chain, innermost first.
+func (b *profileBuilder) location(chain []symbol) *profile.Location {
+	k := locKey{chain[0].addr, len(chain)}
+	if l, ok := b.locs[k]; ok {
 		return l
 	}
-	l := b.newLocation(sym.addr)
-	for _, f := range sym.frames {
-		l.Line = append(l.Line, profile.Line{Function: b.function(f.function, f.file), Line: f.line})
+	l := b.newLocation(k)
+	for _, sym := range chain {
+		for _, f := range sym.frames {
+			l.Line = append(l.Line, profile.Line{Function: b.function(f.function, f.file), Line: f.line})
+		}
 	}
 	return l
 }
 
-// newLocation adds an empty Location at addr.
-func (b *profileBuilder) newLocation(addr uint64) *profile.Location {
+// locKey identifies a Location: its address and the number of inlined
+// frames it spans, since a stack cut inside an inlined chain holds a
+// shorter Location at the same address.
+type locKey struct {
+	addr  uint64
+	lines int
+}
+
+// newLocation adds an empty Location.
+func (b *profileBuilder) newLocation(k locKey) *profile.Location {
 	l := &profile.Location{
 		ID:      uint64(len(b.prof.Location) + 1),
-		Address: addr,
-		Mapping: b.mapping(addr),
+		Address: k.addr,
+		Mapping: b.mapping(k.addr),
 	}
 	b.prof.Location = append(b.prof.Location, l)
-	b.locs[addr] = l
+	b.locs[k] = l
 	return l
 }
 

@@ -1,0 +1,624 @@
+package profiler
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/google/pprof/profile"
+)
+
+// The statistical tests below compare estimates read back from a written
+// profile with the known truth of a workload driven through the hook. The
+// sampler draws from the runtime's per-thread generator, which has no seed
+// seam, so every run sees different samples: each bound is therefore a
+// five-sigma bound on the estimator's real standard deviation, computed from
+// the Horvitz–Thompson variance below, which a correct sampler exceeds with
+// probability about 6e-7 per check (some twenty-five checks here: a
+// spurious failure about once in 70,000 runs).
+//
+// The Horvitz–Thompson estimator of a total Σ x_i over allocations, each
+// sampled independently with probability p_i, is Σ_sampled x_i/p_i. It is
+// unbiased, and its variance is
+//
+//	Var = Σ x_i² (1-p_i)/p_i
+//
+// (x_i = 1 for object counts, x_i = s_i for bytes). For n allocations of one
+// size, with k = n·p expected samples, that is a relative standard deviation
+// of sqrt((1-p)/k) ≤ 1/sqrt(k): the "±5 % at 10k samples" of DESIGN.md is
+// the looser 5/sqrt(k) of this bound. Sizes were chosen so that every class
+// with 0 < 1-p has k ≥ 10k and n·(1-p) ≥ 500 (the 3000 B class at p = 95 %
+// has the fewest misses): the normal approximation behind "five sigma"
+// holds only when the sampled and the unsampled counts are both large, and
+// a class with, say, 0.5 expected misses would fail a five-sigma bound one
+// run in a thousand. Classes with p = 1 exactly have σ = 0 and must come
+// out exact.
+
+// leakSite, churnSite and largeSite are the allocation sites of the
+// workloads: the leaf frame of their samples, by which the profile is split.
+//
+//go:noinline
+func leakSite(key uintptr, size int) { Alloc(key, size) }
+
+//go:noinline
+func churnSite(key uintptr, size int) { Alloc(key, size) }
+
+//go:noinline
+func largeSite(key uintptr, size int) { Alloc(key, size) }
+
+//go:noinline
+func reallocSite(key uintptr, size int) { Alloc(key, size) }
+
+const (
+	leakSiteName  = "github.com/leakhunt/profiler.leakSite"
+	churnSiteName = "github.com/leakhunt/profiler.churnSite"
+	largeSiteName = "github.com/leakhunt/profiler.largeSite"
+	reallocName   = "github.com/leakhunt/profiler.reallocSite"
+)
+
+// sizeClass is count allocations of size bytes each.
+type sizeClass struct{ size, count int }
+
+// htSigma returns the standard deviations of the Horvitz–Thompson estimates
+// of the object count and the bytes of class c at the given rate, with p
+// computed independently of the sampler under test.
+func htSigma(c sizeClass, rate int) (objects, bytes float64) {
+	p := 1 - math.Exp(-float64(c.size)/float64(rate))
+	n, s := float64(c.count), float64(c.size)
+	return math.Sqrt(n * (1 - p) / p), math.Sqrt(n * s * s * (1 - p) / p)
+}
+
+// checkEstimate fails the test unless |got-want| ≤ 5·sigma + slack, slack
+// being the rounding of the writer (half a unit per profile sample summed),
+// and logs the measured error.
+func checkEstimate(t *testing.T, what string, got int64, want, sigma, slack float64) {
+	t.Helper()
+	diff := float64(got) - want
+	bound := 5*sigma + slack
+	rel := diff / want
+	z := 0.0
+	if sigma > 0 {
+		z = diff / sigma
+	}
+	t.Logf("%-34s est %14d  truth %14.0f  rel.err %+.5f  z %+5.2f  bound ±%.5f", what, got, want, rel, z, bound/want)
+	if math.Abs(diff) > bound {
+		t.Errorf("%s: estimate %d, truth %.0f: error %+.0f (%+.3f%%) exceeds 5σ+rounding = %.1f (σ = %.1f)",
+			what, got, want, diff, 100*rel, bound, sigma)
+	}
+}
+
+func TestAccuracyLeakedMixedSizes(t *testing.T) {
+	// Sizes from 16 B to 1 MiB at rate R = 1000: 16 and 100 B are rare
+	// samples (p = 1.6 % and 9.5 %), 1000 B is p(R) = 63 %, 3000 B is 95 %,
+	// and 40 kB and 1 MiB are ≥ 40R, where p rounds to exactly 1 in float64
+	// and the estimate must be exact. Counts give k ≈ 10k expected samples
+	// per class where sampling is random, so per class the bound is at most
+	// 5/sqrt(10k) = 5 %; the totals mix the classes and use the summed HT
+	// variance. About 770k Alloc calls and 42k samples: ~0.5 s under -race.
+	const rate = 1000
+	classes := []sizeClass{
+		{16, 630_000},
+		{100, 105_000},
+		{1000, 16_000},
+		{3000, 10_500},
+		{40_000, 1000},
+		{1 << 20, 1000},
+	}
+	p := startTestProfiler(t, WithSamplingRate(rate))
+
+	// Shuffle the classes together, so that any dependence of a decision
+	// on the previous ones (a countdown bug, a generator reused wrongly)
+	// shows.
+	var sizes []int
+	for _, c := range classes {
+		for range c.count {
+			sizes = append(sizes, c.size)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	r.Shuffle(len(sizes), func(i, j int) { sizes[i], sizes[j] = sizes[j], sizes[i] })
+	for i, size := range sizes {
+		leakSite(uintptr(i+1), size)
+	}
+
+	if st := p.Stats(); st.Dropped != 0 {
+		t.Fatalf("Stats().Dropped = %d, want 0: the bounds assume every sample was kept", st.Dropped)
+	}
+	prof := writeParsed(t, p)
+	bySize, groups := sumBySize(t, prof, defaultHeapName, leakSiteName)
+
+	var wantObjects, wantBytes, varObjects, varBytes, slack float64
+	var gotObjects, gotBytes int64
+	for _, c := range classes {
+		v := bySize[int64(c.size)]
+		so, sb := htSigma(c, rate)
+		n := float64(groups[int64(c.size)])
+		checkEstimate(t, sizeName("inuse_objects", c.size), v.inuseObjects, float64(c.count), so, n/2)
+		checkEstimate(t, sizeName("inuse_space", c.size), v.inuseSpace, float64(c.count*c.size), sb, n/2)
+		// Nothing was freed, so the cumulative figures are the live ones,
+		// exactly: both are scaled from the same counts.
+		if v.allocObjects != v.inuseObjects || v.allocSpace != v.inuseSpace {
+			t.Errorf("size %d: alloc %d objects %d bytes, inuse %d objects %d bytes; want equal with no frees",
+				c.size, v.allocObjects, v.allocSpace, v.inuseObjects, v.inuseSpace)
+		}
+		wantObjects += float64(c.count)
+		wantBytes += float64(c.count * c.size)
+		varObjects += so * so
+		varBytes += sb * sb
+		slack += n / 2
+		gotObjects += v.inuseObjects
+		gotBytes += v.inuseSpace
+	}
+	for size := range bySize {
+		if groups[size] > 0 && !containsSize(classes, size) {
+			t.Errorf("profile has samples of %d bytes at %s; the workload has no such size", size, leakSiteName)
+		}
+	}
+	checkEstimate(t, "total inuse_objects", gotObjects, wantObjects, math.Sqrt(varObjects), slack)
+	checkEstimate(t, "total inuse_space", gotBytes, wantBytes, math.Sqrt(varBytes), slack)
+}
+
+func TestAccuracyChurn(t *testing.T) {
+	// Every allocation is freed at once: the site must show nothing in use,
+	// exactly, while its cumulative figures estimate all the allocations.
+	// k ≈ 10k expected samples per size (p = 9.5 % and 86 % at R = 1000).
+	const rate = 1000
+	classes := []sizeClass{{100, 105_000}, {2000, 11_600}}
+	p := startTestProfiler(t, WithSamplingRate(rate))
+
+	// Distinct keys, so that a Free that failed to remove its record would
+	// stay visible as in-use rather than be replaced by a later Alloc.
+	key := uintptr(1 << 30)
+	for i := range max(classes[0].count, classes[1].count) {
+		for _, c := range classes {
+			if i < c.count {
+				churnSite(key, c.size)
+				Free(key)
+				key++
+			}
+		}
+	}
+
+	if st := p.Stats(); st.LiveSamples != 0 || st.Dropped != 0 {
+		t.Errorf("Stats: LiveSamples %d, Dropped %d; want 0 and 0 after freeing everything", st.LiveSamples, st.Dropped)
+	}
+	prof := writeParsed(t, p)
+	bySize, groups := sumBySize(t, prof, defaultHeapName, churnSiteName)
+	var wantObjects, wantBytes, varObjects, varBytes, slack float64
+	var gotObjects, gotBytes int64
+	for _, c := range classes {
+		v := bySize[int64(c.size)]
+		if v.inuseObjects != 0 || v.inuseSpace != 0 {
+			t.Errorf("size %d: inuse %d objects, %d bytes after every allocation was freed; want 0", c.size, v.inuseObjects, v.inuseSpace)
+		}
+		so, sb := htSigma(c, rate)
+		n := float64(groups[int64(c.size)])
+		checkEstimate(t, sizeName("alloc_objects", c.size), v.allocObjects, float64(c.count), so, n/2)
+		checkEstimate(t, sizeName("alloc_space", c.size), v.allocSpace, float64(c.count*c.size), sb, n/2)
+		wantObjects += float64(c.count)
+		wantBytes += float64(c.count * c.size)
+		varObjects += so * so
+		varBytes += sb * sb
+		slack += n / 2
+		gotObjects += v.allocObjects
+		gotBytes += v.allocSpace
+	}
+	checkEstimate(t, "total alloc_objects", gotObjects, wantObjects, math.Sqrt(varObjects), slack)
+	checkEstimate(t, "total alloc_space", gotBytes, wantBytes, math.Sqrt(varBytes), slack)
+}
+
+// TestAccuracyReAllocWithoutFree: an Alloc on a live key means the old
+// object was freed without a Free (DESIGN.md: replace it). The in-use
+// figures must then estimate the objects of the last generation only. That
+// holds only if every Alloc, sampled or not, ends the key's old record: if
+// an unsampled Alloc leaves it, a key stays in use as soon as any of its
+// generations was sampled, and the site reads (1-(1-p)^M)/p times its real
+// size after M generations, here 3.5 times.
+func TestAccuracyReAllocWithoutFree(t *testing.T) {
+	// p(100 B) = 9.5 % at R = 1000: k ≈ 10k expected samples behind the
+	// in-use figure (one generation), 40k behind the cumulative one.
+	const rate, size, keys, generations = 1000, 100, 105_000, 4
+	p := startTestProfiler(t, WithSamplingRate(rate))
+	for range generations {
+		for k := range uintptr(keys) {
+			reallocSite(k, size)
+		}
+	}
+	prof := writeParsed(t, p)
+	bySize, groups := sumBySize(t, prof, defaultHeapName, reallocName)
+	v, n := bySize[size], float64(groups[size])
+	live := sizeClass{size, keys}
+	so, sb := htSigma(live, rate)
+	checkEstimate(t, "inuse_objects (last generation)", v.inuseObjects, keys, so, n/2)
+	checkEstimate(t, "inuse_space (last generation)", v.inuseSpace, keys*size, sb, n/2)
+	all := sizeClass{size, keys * generations}
+	so, sb = htSigma(all, rate)
+	checkEstimate(t, "alloc_objects (all generations)", v.allocObjects, keys*generations, so, n/2)
+	checkEstimate(t, "alloc_space (all generations)", v.allocSpace, keys*generations*size, sb, n/2)
+}
+
+func TestAccuracyLargeAllocationsAlwaysSampled(t *testing.T) {
+	// "Sizes ≥ R are always sampled with weight ≈ 1" holds for s ≫ R only:
+	// the Poisson process samples s = R with p = 1-1/e = 63 % (checked
+	// statistically, with its weight e/(e-1), by the 1000 B class of
+	// TestAccuracyLeakedMixedSizes). From s ≥ 37R, exp(-s/R) < 2^-53 and
+	// p is exactly 1 in float64: every such allocation must be sampled,
+	// each with weight exactly 1, so the figures equal the truth exactly.
+	const rate = 4096
+	classes := []sizeClass{{40 * rate, 100}, {1 << 20, 100}, {1 << 26, 100}, {1 << 30, 100}}
+	p := startTestProfiler(t, WithSamplingRate(rate))
+
+	key := uintptr(1)
+	allocs := 0
+	for _, c := range classes {
+		for range c.count {
+			largeSite(key, c.size)
+			key++
+			allocs++
+		}
+	}
+	// Free every other allocation: in-use must then be exactly half.
+	for k := uintptr(1); k < key; k += 2 {
+		Free(k)
+	}
+
+	st := p.Stats()
+	if st.Samples != uint64(allocs) {
+		t.Errorf("Stats().Samples = %d, want %d: every allocation of ≥ 40×rate must be sampled", st.Samples, allocs)
+	}
+	if want := int64(allocs / 2); st.LiveSamples != want {
+		t.Errorf("Stats().LiveSamples = %d, want %d", st.LiveSamples, want)
+	}
+	prof := writeParsed(t, p)
+	bySize, _ := sumBySize(t, prof, defaultHeapName, largeSiteName)
+	for _, c := range classes {
+		got := bySize[int64(c.size)]
+		n, s := int64(c.count), int64(c.size)
+		want := values{allocObjects: n, allocSpace: n * s, inuseObjects: n / 2, inuseSpace: n / 2 * s}
+		t.Logf("size %10d: got %+v, want %+v", c.size, got, want)
+		if got != want {
+			t.Errorf("size %d: got %+v, want exactly %+v (weight 1)", c.size, got, want)
+		}
+	}
+}
+
+// refProbability is p(s) = 1-exp(-x), x = s/R, computed independently of
+// the sampler: by its series where 1-exp(-x) would cancel (the truncation
+// error x^5/120 is below 1e-14 relative for x < 1e-3), and directly above,
+// where the cancellation costs at most 1.1e-16/p ≤ 1.2e-13 relative.
+func refProbability(size int64, rate int) float64 {
+	x := float64(size) / float64(rate)
+	if x < 1e-3 {
+		return x - x*x/2 + x*x*x/6 - x*x*x*x/24
+	}
+	return 1 - math.Exp(-x)
+}
+
+func TestSamplerProbability(t *testing.T) {
+	for _, rate := range []int{2, 3, 1000, 4096, DefaultSamplingRate, maxSamplingRate} {
+		s := newSampler(rate)
+		if got := s.probability(0); got != 0 {
+			t.Errorf("rate %d: probability(0) = %v, want 0", rate, got)
+		}
+		if got, want := s.probability(int64(rate)), 1-1/math.E; math.Abs(got-want) > 1e-15 {
+			t.Errorf("rate %d: probability(rate) = %.17g, want 1-1/e = %.17g", rate, got, want)
+		}
+		if got := s.probability(40 * int64(rate)); got != 1 {
+			t.Errorf("rate %d: probability(40·rate) = %.17g, want 1 (exp(-40) < 2^-53)", rate, got)
+		}
+		sizes := []int64{1, 2, 3, int64(rate) / 3, int64(rate) - 1, int64(rate), int64(rate) + 1, 3 * int64(rate), 1 << 40}
+		slices.Sort(sizes)
+		prev := 0.0
+		for _, size := range slices.Compact(sizes) {
+			if size <= 0 {
+				continue
+			}
+			got := s.probability(size)
+			if want := refProbability(size, rate); math.Abs(got-want) > 1e-12*want {
+				t.Errorf("rate %d: probability(%d) = %.17g, want %.17g (relative error %.2g)", rate, size, got, want, (got-want)/want)
+			}
+			// quickReject depends on p(s) ≤ s/R.
+			if r := float64(size) / float64(rate); got > r {
+				t.Errorf("rate %d: probability(%d) = %.17g > s/R = %.17g", rate, size, got, r)
+			}
+			if got < prev || got > 1 {
+				t.Errorf("rate %d: probability(%d) = %.17g not in [p of the next smaller size = %.17g, 1]", rate, size, got, prev)
+			}
+			prev = got
+		}
+	}
+	if s := newSampler(1); s.probability(1) != 1 || s.probability(1<<30) != 1 {
+		t.Errorf("rate 1: probability(1) = %v, probability(2^30) = %v; want 1", s.probability(1), s.probability(1<<30))
+	}
+}
+
+func TestSamplerScale(t *testing.T) {
+	s := newSampler(1000)
+	if o, b := s.scale(0, 1000); o != 0 || b != 0 {
+		t.Errorf("scale(0, 1000) = %d, %d; want 0, 0", o, b)
+	}
+	// p(1000) at rate 1000 is 1-1/e: 1000 samples stand for
+	// 1000/(1-1/e) = 1581.9767 objects and 1581976.7 bytes.
+	if o, b := s.scale(1000, 1000); o != 1582 || b != 1581977 {
+		t.Errorf("scale(1000, 1000) at rate 1000 = %d, %d; want 1582, 1581977", o, b)
+	}
+	// One 16-byte sample at rate 1000 stands for 1/(1-exp(-0.016)).
+	if o, b := s.scale(1, 16); o != 63 || b != 1008 {
+		t.Errorf("scale(1, 16) at rate 1000 = %d, %d; want 63, 1008 (1/p = 63.0053)", o, b)
+	}
+	// At ≥ 40R the weight is exactly 1.
+	for _, size := range []int64{40_000, 1 << 20, 1 << 30} {
+		if o, b := s.scale(7, size); o != 7 || b != 7*size {
+			t.Errorf("scale(7, %d) at rate 1000 = %d, %d; want 7, %d", size, o, b, 7*size)
+		}
+	}
+	for _, c := range []struct{ count, size int64 }{{1, 1}, {3, 17}, {1000, 1 << 20}, {1 << 40, 1 << 20}} {
+		one := newSampler(1)
+		if o, b := one.scale(c.count, c.size); o != c.count || b != c.count*c.size {
+			t.Errorf("rate 1: scale(%d, %d) = %d, %d; want %d, %d", c.count, c.size, o, b, c.count, c.count*c.size)
+		}
+	}
+}
+
+// TestSamplerQuickRejectIsSound checks the property the fast path relies
+// on: quickReject never rejects a draw that accept would accept, so the
+// shortcut changes the cost of a decision, never its outcome.
+func TestSamplerQuickRejectIsSound(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var rejected, accepted int
+	for _, rate := range []int{1, 2, 3, 7, 1000, 4096, DefaultSamplingRate, maxSamplingRate - 1, maxSamplingRate} {
+		s := newSampler(rate)
+		sizes := []int{0, 1, 2, rate - 1, rate, rate + 1, 2 * rate, 1 << 30, math.MaxInt32, -1}
+		for range 20 {
+			sizes = append(sizes, 1+r.IntN(4*rate))
+		}
+		for _, size := range sizes {
+			us := []uint64{0, 1, math.MaxUint64, math.MaxUint64 - 1, 1 << 63}
+			if size > 0 && uint64(size) < s.rate {
+				// The quick-reject threshold and its neighbours. It
+				// must not overflow for any s < rate ≤ maxSamplingRate.
+				hi, th := bits.Mul64(uint64(size), s.mul)
+				if hi != 0 {
+					t.Errorf("rate %d size %d: s·mul overflows 64 bits", rate, size)
+				}
+				us = append(us, th-1, th, th+1)
+			}
+			if size > 0 {
+				// accept's own threshold p·2^64 and its neighbours.
+				th := s.probability(int64(size)) * (1 << 64)
+				if th < 1<<64 {
+					b := uint64(th)
+					us = append(us, b-1024, b-1, b, b+1, b+1024)
+				}
+			}
+			for range 200 {
+				us = append(us, r.Uint64())
+			}
+			for _, u := range us {
+				q, a := s.quickReject(size, u), s.accept(size, u)
+				if q && a {
+					t.Fatalf("rate %d size %d u %#x: quickReject rejects a draw that accept accepts", rate, size, u)
+				}
+				if q {
+					rejected++
+				}
+				if a {
+					accepted++
+				}
+			}
+		}
+	}
+	// Both outcomes occurred, so the property was not checked vacuously.
+	if rejected == 0 || accepted == 0 {
+		t.Fatalf("quickReject rejected %d and accept accepted %d draws; want both > 0", rejected, accepted)
+	}
+	t.Logf("%d draws quick-rejected, %d accepted, none both", rejected, accepted)
+}
+
+// TestSamplerSampleFrequency checks sample() against p(s) directly: the
+// fraction of M draws sampled must be within five binomial sigmas of p.
+// Sizes are chosen so that both M·p and M·(1-p) are in the thousands.
+func TestSamplerSampleFrequency(t *testing.T) {
+	const rate, draws = 4096, 200_000
+	s := newSampler(rate)
+	for _, size := range []int{rate / 32, rate / 2, rate, 2 * rate} {
+		hits := 0
+		for range draws {
+			if s.sample(size) {
+				hits++
+			}
+		}
+		p := 1 - math.Exp(-float64(size)/rate)
+		sigma := math.Sqrt(draws * p * (1 - p))
+		diff := float64(hits) - draws*p
+		t.Logf("size %5d: sampled %6d of %d, expected %.0f, z %+.2f", size, hits, draws, draws*p, diff/sigma)
+		if math.Abs(diff) > 5*sigma {
+			t.Errorf("size %d at rate %d: sampled %d of %d, expected %.0f ± %.0f (5σ)", size, rate, hits, draws, draws*p, 5*sigma)
+		}
+	}
+}
+
+func TestSamplerRateOneSamplesEverything(t *testing.T) {
+	s := newSampler(1)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, size := range []int{1, 2, 16, 1000, 1 << 30, math.MaxInt} {
+		for _, u := range []uint64{0, math.MaxUint64, r.Uint64()} {
+			if s.quickReject(size, u) || !s.accept(size, u) {
+				t.Errorf("rate 1: size %d u %#x not sampled; rate 1 must record every allocation", size, u)
+			}
+		}
+		if !s.sample(size) {
+			t.Errorf("rate 1: sample(%d) = false", size)
+		}
+	}
+	for _, size := range []int{1, 2, 16, 1000, 1 << 30} {
+		if o, b := s.scale(1, int64(size)); o != 1 || b != int64(size) {
+			t.Errorf("rate 1: scale(1, %d) = %d, %d; want weight 1", size, o, b)
+		}
+	}
+	for _, size := range []int{0, -1} {
+		if s.sample(size) {
+			t.Errorf("rate 1: sample(%d) = true; sizes ≤ 0 are ignored", size)
+		}
+	}
+}
+
+// TestSamplerAcceptsCertainSizes: once p(s) is 1.0 in float64 (s ≥ 37R),
+// every draw must be accepted, as for rate 1. accept compares float64(u)
+// with p·2^64, and float64(u) rounds the top 2^10 values of u up to 2^64
+// itself, so those draws are rejected.
+func TestSamplerAcceptsCertainSizes(t *testing.T) {
+	s := newSampler(4096)
+	for _, size := range []int{40 * 4096, 1 << 30} {
+		if p := s.probability(int64(size)); p != 1 {
+			t.Fatalf("probability(%d) = %v, want exactly 1 for this test", size, p)
+		}
+		for _, u := range []uint64{0, 1 << 63, math.MaxUint64 - 1<<11, math.MaxUint64 - 1<<10 + 1, math.MaxUint64} {
+			if !s.accept(size, u) {
+				t.Errorf("accept(%d, %#x) = false with p(%d) = 1: float64(u) rounds up to 2^64 = p·2^64", size, u, size)
+			}
+		}
+	}
+}
+
+// Shared helpers for the tests of this package that read profiles back.
+
+// startTestProfiler starts a profiler writing to a fresh directory and
+// stops it when the test ends. The Go heap source is off: these tests check
+// the hook, and the runtime's samples (at a MemProfileRate that a rate of 1
+// would make record every Go allocation) would only add cost and samples to
+// filter out.
+func startTestProfiler(t *testing.T, opts ...Option) *Profiler {
+	t.Helper()
+	opts = append([]Option{WithOutputDir(t.TempDir()), WithGoHeap(false)}, opts...)
+	p, err := Start(opts...)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return p
+}
+
+// writeParsed writes p's current profile to memory and parses it back.
+func writeParsed(t *testing.T, p *Profiler) *profile.Profile {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := p.WriteProfile(&buf); err != nil {
+		t.Fatalf("WriteProfile: %v", err)
+	}
+	return parseChecked(t, buf.Bytes())
+}
+
+func parseChecked(t *testing.T, data []byte) *profile.Profile {
+	t.Helper()
+	prof, err := profile.ParseData(data)
+	if err != nil {
+		t.Fatalf("profile.Parse: %v", err)
+	}
+	if err := prof.CheckValid(); err != nil {
+		t.Fatalf("CheckValid: %v", err)
+	}
+	return prof
+}
+
+// values are a profile sample's four figures, by sample type name.
+type values struct{ allocObjects, allocSpace, inuseObjects, inuseSpace int64 }
+
+func (v *values) add(w values) {
+	v.allocObjects += w.allocObjects
+	v.allocSpace += w.allocSpace
+	v.inuseObjects += w.inuseObjects
+	v.inuseSpace += w.inuseSpace
+}
+
+// valuesOf returns a function reading a sample's values by sample type
+// name, so the tests do not depend on the order of the types.
+func valuesOf(t *testing.T, prof *profile.Profile) func(*profile.Sample) values {
+	t.Helper()
+	idx := map[string]int{}
+	for i, st := range prof.SampleType {
+		idx[st.Type+"/"+st.Unit] = i
+	}
+	want := []string{"alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"}
+	for _, w := range want {
+		if _, ok := idx[w]; !ok {
+			t.Fatalf("profile has no sample type %s (has %v)", w, prof.SampleType)
+		}
+	}
+	return func(s *profile.Sample) values {
+		return values{
+			allocObjects: s.Value[idx[want[0]]],
+			allocSpace:   s.Value[idx[want[1]]],
+			inuseObjects: s.Value[idx[want[2]]],
+			inuseSpace:   s.Value[idx[want[3]]],
+		}
+	}
+}
+
+// leafFunction returns the innermost function of a sample's stack.
+func leafFunction(s *profile.Sample) string {
+	if len(s.Location) == 0 || len(s.Location[0].Line) == 0 || s.Location[0].Line[0].Function == nil {
+		return ""
+	}
+	return s.Location[0].Line[0].Function.Name
+}
+
+func heapLabel(s *profile.Sample) string {
+	if h := s.Label["heap"]; len(h) == 1 {
+		return h[0]
+	}
+	return ""
+}
+
+func sizeLabel(t *testing.T, s *profile.Sample) int64 {
+	t.Helper()
+	b := s.NumLabel["bytes"]
+	if len(b) != 1 {
+		t.Fatalf("sample %v has bytes label %v, want one value", s, b)
+	}
+	return b[0]
+}
+
+// sumBySize sums the values of the samples of heap whose leaf function is
+// leaf, by their bytes label; it also counts the samples per size, each of
+// which the writer rounded once.
+func sumBySize(t *testing.T, prof *profile.Profile, heap, leaf string) (map[int64]values, map[int64]int) {
+	t.Helper()
+	read := valuesOf(t, prof)
+	sums, counts := map[int64]values{}, map[int64]int{}
+	for _, s := range prof.Sample {
+		if heapLabel(s) != heap || leafFunction(s) != leaf {
+			continue
+		}
+		size := sizeLabel(t, s)
+		v := sums[size]
+		v.add(read(s))
+		sums[size] = v
+		counts[size]++
+	}
+	if len(counts) == 0 {
+		t.Fatalf("profile has no samples in heap %q with leaf %s", heap, leaf)
+	}
+	return sums, counts
+}
+
+func containsSize(classes []sizeClass, size int64) bool {
+	for _, c := range classes {
+		if int64(c.size) == size {
+			return true
+		}
+	}
+	return false
+}
+
+func sizeName(what string, size int) string {
+	return fmt.Sprintf("%s @ %d B", what, size)
+}
