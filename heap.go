@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -135,7 +136,9 @@ func Free(key uintptr) {
 // Tiny pointer-free objects (16 bytes or less) share memory blocks with
 // others and may never be cleaned up; do not Track them. Objects made by
 // package-level initializers may not be heap-allocated and are never
-// cleaned up either. Track panics if obj is nil.
+// cleaned up either. Track panics if obj is nil, and, when the object is
+// sampled, if it is not in the Go heap: memory from mmap, C or an arena is
+// reported with Alloc and Free instead.
 func Track[T any](obj *T) {
 	defaultHeap.track(unsafe.Pointer(obj), int(unsafe.Sizeof(*obj)))
 }
@@ -179,8 +182,20 @@ func (p *Profiler) track(h *Heap, ptr unsafe.Pointer, size int) {
 	}
 	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: h.id | trackedBit}
 	if p.record(k, size, skipTrack) {
-		runtime.AddCleanup((*byte)(ptr), untrack, trackedRef{table: p.table, key: k})
+		if r := addCleanup(ptr, trackedRef{table: p.table, key: k}); r != nil {
+			p.table.remove(k)
+			panic(fmt.Sprintf("profiler: Track of memory the Go heap does not own (use Alloc and Free for it): %v", r))
+		}
 	}
+}
+
+// addCleanup attaches untrack to the object at ptr. It returns what
+// runtime.AddCleanup panicked with, which it does for memory outside the Go
+// heap (mmap, C, arenas), so that Track can name the misuse.
+func addCleanup(ptr unsafe.Pointer, ref trackedRef) (panicked any) {
+	defer func() { panicked = recover() }()
+	runtime.AddCleanup((*byte)(ptr), untrack, ref)
+	return nil
 }
 
 // trackedRef is a cleanup's argument. It must not point to the object.

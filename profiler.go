@@ -41,9 +41,12 @@ type Profiler struct {
 	flights singleflight.Group
 	done    chan struct{} // closed by Stop to end the background loop
 
-	stopOnce sync.Once
-	stopErr  error
-	stopped  atomic.Bool
+	// lifecycle orders Stop after any Flush or WriteProfile that began
+	// before it: they hold it shared, Stop takes it to set stopped.
+	lifecycle sync.RWMutex
+	stopped   bool
+	stopOnce  sync.Once
+	stopErr   error
 
 	// prevMemProfileRate is runtime.MemProfileRate before Start, restored
 	// by Stop when the Go heap source changed it.
@@ -123,7 +126,9 @@ func (p *Profiler) loop() error {
 // later calls return the same result without doing anything.
 func (p *Profiler) Stop() error {
 	p.stopOnce.Do(func() {
-		p.stopped.Store(true)
+		p.lifecycle.Lock()
+		p.stopped = true
+		p.lifecycle.Unlock()
 		active.CompareAndSwap(p, nil)
 		close(p.done)
 		errLoop := p.group.Wait()
@@ -143,7 +148,9 @@ func (p *Profiler) Stop() error {
 // Flush writes a profile file now and returns its path. Calls that overlap
 // with each other or with a background write share that one write.
 func (p *Profiler) Flush() (string, error) {
-	if p.stopped.Load() {
+	p.lifecycle.RLock()
+	defer p.lifecycle.RUnlock()
+	if p.stopped {
 		return "", ErrStopped
 	}
 	return p.flush()
@@ -184,7 +191,9 @@ func (p *Profiler) writeFile() (string, error) {
 // WriteProfile writes the current profile to w as a gzipped pprof protocol
 // buffer, the format `go tool pprof` reads.
 func (p *Profiler) WriteProfile(w io.Writer) error {
-	if p.stopped.Load() {
+	p.lifecycle.RLock()
+	defer p.lifecycle.RUnlock()
+	if p.stopped {
 		return ErrStopped
 	}
 	return p.writeProfile(w, time.Now())
@@ -200,7 +209,7 @@ func (p *Profiler) age() uint32 {
 type Stats struct {
 	Samples      uint64 // sampled allocations seen since Start
 	LiveSamples  int64  // sampled allocations not yet freed
-	Dropped      uint64 // samples not kept: the live table or group table was full
+	Dropped      uint64 // samples not kept live: the live or group table was full (a sample dropped for a full live table still counts in alloc_*)
 	Stacks       int64  // distinct stacks stored
 	FilesWritten uint64 // profile files written
 	WriteErrors  uint64 // profile writes that failed

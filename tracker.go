@@ -241,11 +241,16 @@ type keyFilter struct {
 
 // newKeyFilter sizes the filter to about four slots per live sample, so a
 // Free of an unsampled key passes the filter with probability at most 1/4
-// when the table is full, and far less in the usual case.
+// when the table is full, and far less in the usual case. The size is
+// capped (4 MiB) because it is allocated whole at Start: past the cap a full
+// table lets more Frees through to the shard lock, but stays correct.
 func newKeyFilter(maxLive int) keyFilter {
-	n := 1 << bits.Len(uint(4*maxLive-1))
-	return keyFilter{slots: make([]atomic.Uint32, n), mask: uint64(n - 1)}
+	n := min(uint64(maxLive)*4, maxFilterSlots)
+	n = 1 << bits.Len64(n-1)
+	return keyFilter{slots: make([]atomic.Uint32, n), mask: n - 1}
 }
+
+const maxFilterSlots = 1 << 20
 
 func (f *keyFilter) mayContain(h uint64) bool { return f.slots[h&f.mask].Load() != 0 }
 func (f *keyFilter) add(h uint64)             { f.slots[h&f.mask].Add(1) }

@@ -29,8 +29,16 @@ func Parse(data []byte) []Mapping {
 	for len(data) > 0 {
 		var line []byte
 		line, data, _ = bytes.Cut(data, []byte("\n"))
-		fields := strings.Fields(string(line))
-		if len(fields) < 6 {
+		// Five space-separated fields, then the path, which is the rest of
+		// the line: it may contain runs of spaces of its own.
+		var fields [5]string
+		rest := string(line)
+		for i := range fields {
+			rest = strings.TrimLeft(rest, " ")
+			fields[i], rest, _ = strings.Cut(rest, " ")
+		}
+		file := strings.TrimLeft(rest, " ")
+		if file == "" {
 			continue // anonymous mapping: no file to name
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")
@@ -43,9 +51,7 @@ func Parse(data []byte) []Mapping {
 		if err1 != nil || err2 != nil || err3 != nil || limit <= start {
 			continue
 		}
-		// The path is the rest of the line after the inode and may contain
-		// spaces; the kernel appends " (deleted)" for unlinked files.
-		file := strings.Join(fields[5:], " ")
+		// The kernel appends " (deleted)" for unlinked files.
 		file = strings.TrimSuffix(file, " (deleted)")
 		if strings.HasPrefix(file, "[") {
 			continue // [vdso], [vsyscall]: not files pprof can open
@@ -66,7 +72,9 @@ func BuildID(path string) string {
 	defer f.Close()
 	var goID string
 	for _, p := range f.Progs {
-		if p.Type != elf.PT_NOTE {
+		// A build ID note is a few dozen bytes; a segment claiming more
+		// than maxNotes is not one worth reading (or a corrupt header).
+		if p.Type != elf.PT_NOTE || p.Filesz > maxNotes {
 			continue
 		}
 		data := make([]byte, p.Filesz)
@@ -84,6 +92,8 @@ func BuildID(path string) string {
 	}
 	return goID
 }
+
+const maxNotes = 1 << 16
 
 type note struct {
 	name string

@@ -1,0 +1,64 @@
+// Package pproftest reads profiles the way users do, for tests: with the
+// pprof parser and with the real `go tool pprof`, so a test checks the files
+// themselves rather than the code that built them.
+package pproftest
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/pprof/profile"
+)
+
+// Parse reads the profile file at path with profile.Parse, checks it with
+// CheckValid, and returns it. It fails the test (and returns nil) if the
+// file cannot be read, parsed or validated.
+func Parse(t testing.TB, path string) *profile.Profile {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("pproftest: %v", err)
+		return nil
+	}
+	p, err := profile.ParseData(data)
+	if err != nil {
+		t.Fatalf("pproftest: parsing %s: %v", path, err)
+		return nil
+	}
+	if err := p.CheckValid(); err != nil {
+		t.Fatalf("pproftest: invalid profile %s: %v", path, err)
+		return nil
+	}
+	return p
+}
+
+// Run runs `go tool pprof args...` and returns its standard output. It
+// fails the test, showing both output streams, if the command cannot start
+// or exits with a non-zero status. The command is killed if the test's
+// context ends first.
+func Run(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), goTool(), append([]string{"tool", "pprof"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("pproftest: go tool pprof %s: %v\nstdout:\n%s\nstderr:\n%s",
+			strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
+		return ""
+	}
+	return stdout.String()
+}
+
+// goTool returns the go command: the one on PATH, else the one of the
+// toolchain that built the test (a test run by an IDE may lack PATH).
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
