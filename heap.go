@@ -2,7 +2,6 @@ package profiler
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"sync"
@@ -159,11 +158,9 @@ func (h *Heap) track(ptr unsafe.Pointer, size int) {
 }
 
 // alloc is the hook's Alloc with a profiler running: decide, and record the
-// rare sampled allocation. The quick reject is inlined here, so the
-// unsampled path costs this call, the random draw and the filter check.
+// rare sampled allocation.
 func (p *Profiler) alloc(key uintptr, heap uint32, size int) {
-	u := rand.Uint64()
-	if p.sampler.quickReject(size, u) || !p.sampler.accept(size, u) {
+	if !p.sampler.sample(size) {
 		// A live record under key belongs to an object that was freed
 		// without a Free; the new, unsampled object replaces it.
 		p.table.free(key, heap)

@@ -132,7 +132,8 @@ type liveTable struct {
 	stacks  *stackTable
 	maxLive int64
 	count   atomic.Int64
-	filter  keyFilter
+	filter  *keyFilter
+	growMu  sync.Mutex // one filter resize at a time
 	shards  [liveShards]liveShard
 
 	samples      atomic.Uint64 // sampled allocations offered to the table
@@ -199,6 +200,9 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 		t.groups.get(old.group).live.Add(-1)
 	}
 	g.live.Add(1)
+	if !replaced && t.filter.wantsGrowth(t.count.Load()) {
+		t.grow()
+	}
 	return true
 }
 
@@ -234,24 +238,85 @@ func (t *liveTable) removeHashed(k liveKey, h uint64) {
 // keys whose hash lands in it. A zero slot proves a key is not live, with
 // one atomic load and no write, so Free of an unsampled key never touches a
 // lock or a shared cache line. Nonzero slots are resolved by the table.
+//
+// The filter starts small, so that it stays in cache while few samples are
+// live (the common case at production rates), and grows fourfold whenever
+// the live samples reach a quarter of its slots, keeping the chance that an
+// unsampled key passes it under about 1 - exp(-1/4) ≈ 22%. It never grows
+// past maxFilterSlots (4 MiB) or four slots per WithMaxLiveSamples.
 type keyFilter struct {
+	cur atomic.Pointer[filterSlots]
+	max uint64 // slots at most
+}
+
+type filterSlots struct {
 	slots []atomic.Uint32
 	mask  uint64
 }
 
-// newKeyFilter sizes the filter to about four slots per live sample, so a
-// Free of an unsampled key passes the filter with probability at most 1/4
-// when the table is full, and far less in the usual case. The size is
-// capped (4 MiB) because it is allocated whole at Start: past the cap a full
-// table lets more Frees through to the shard lock, but stays correct.
-func newKeyFilter(maxLive int) keyFilter {
-	n := min(uint64(maxLive)*4, maxFilterSlots)
-	n = 1 << bits.Len64(n-1)
-	return keyFilter{slots: make([]atomic.Uint32, n), mask: n - 1}
+const (
+	minFilterSlots = 1 << 12
+	maxFilterSlots = 1 << 20
+)
+
+func newFilterSlots(n uint64) *filterSlots {
+	return &filterSlots{slots: make([]atomic.Uint32, n), mask: n - 1}
 }
 
-const maxFilterSlots = 1 << 20
+func newKeyFilter(maxLive int) *keyFilter {
+	most := min(uint64(maxLive)*4, maxFilterSlots)
+	most = 1 << bits.Len64(most-1)
+	f := &keyFilter{max: most}
+	f.cur.Store(newFilterSlots(min(most, minFilterSlots)))
+	return f
+}
 
-func (f *keyFilter) mayContain(h uint64) bool { return f.slots[h&f.mask].Load() != 0 }
-func (f *keyFilter) add(h uint64)             { f.slots[h&f.mask].Add(1) }
-func (f *keyFilter) remove(h uint64)          { f.slots[h&f.mask].Add(^uint32(0)) }
+func (f *keyFilter) mayContain(h uint64) bool {
+	c := f.cur.Load()
+	return c.slots[h&c.mask].Load() != 0
+}
+
+// add and remove are called under the lock of the shard holding the key,
+// which a resize holds too, so they always update the filter in use.
+func (f *keyFilter) add(h uint64) {
+	c := f.cur.Load()
+	c.slots[h&c.mask].Add(1)
+}
+
+func (f *keyFilter) remove(h uint64) {
+	c := f.cur.Load()
+	c.slots[h&c.mask].Add(^uint32(0))
+}
+
+// wantsGrowth reports whether live keys have outgrown the filter.
+func (f *keyFilter) wantsGrowth(live int64) bool {
+	n := uint64(len(f.cur.Load().slots))
+	return n < f.max && uint64(live) > n/4
+}
+
+// grow replaces the filter by one four times larger, rebuilt from the
+// records. It holds every shard lock meanwhile, so no add or remove runs
+// against the old filter once the new one is built. A Free that loaded the
+// old filter just before the switch still sees every key inserted before
+// it: the old filter is only retired, never cleared.
+func (t *liveTable) grow() {
+	t.growMu.Lock()
+	defer t.growMu.Unlock()
+	if !t.filter.wantsGrowth(t.count.Load()) {
+		return // another insert grew it first
+	}
+	for i := range t.shards {
+		t.shards[i].mu.Lock()
+	}
+	n := min(uint64(len(t.filter.cur.Load().slots))*4, t.filter.max)
+	next := newFilterSlots(n)
+	for i := range t.shards {
+		for k := range t.shards[i].live {
+			next.slots[hashKey(k)&next.mask].Add(1)
+		}
+	}
+	t.filter.cur.Store(next)
+	for i := range t.shards {
+		t.shards[i].mu.Unlock()
+	}
+}
