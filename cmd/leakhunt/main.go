@@ -1,0 +1,112 @@
+// Command leakhunt reads the heap profiles that github.com/leakhunt/profiler
+// writes and points at leaks.
+//
+//	leakhunt rank [-json] [-n N] [-old AGE] DIR|FILE...
+//	leakhunt diff [-json] [-n N] [-o FILE] OLD NEW
+//
+// rank reads a time series of profiles (a directory stands for its
+// heap-*.pb.gz files, or if it has none for its *.pb.gz files) and ranks
+// the allocation sites by how steadily their in-use memory grows, not by
+// size: a large cache that stays flat ranks below a small site that grows
+// at every snapshot. The score is the share of the latest in-use memory
+// that a site's steady growth accounts for (see internal/leakrank). diff
+// shows what grew between two profiles and the `go tool pprof -diff_base`
+// command that opens the same view, and can write the difference as a
+// profile of its own.
+//
+// Exit status: 0 on success, 1 when the input is bad (no profiles, a file
+// that is not a heap profile, profiles of different programs, a single
+// snapshot), 2 on a usage error.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+const (
+	exitOK       = 0
+	exitBadInput = 1
+	exitUsage    = 2
+)
+
+const usage = `usage:
+  leakhunt rank [-json] [-n N] [-old AGE] DIR|FILE...
+      rank allocation sites by how steadily their in-use memory grows
+      over a series of profiles (DIR: its heap-*.pb.gz files, or if it
+      has none its *.pb.gz files)
+  leakhunt diff [-json] [-n N] [-o FILE] OLD NEW
+      show what grew between two profiles, and how to see it in pprof
+
+Run "leakhunt rank -h" or "leakhunt diff -h" for the flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command with its arguments (without the program name); it
+// returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "rank":
+		return runRank(args[1:], stdout, stderr)
+	case "diff":
+		return runDiff(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "leakhunt: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+// parseFlags parses args into fs. ok is false when the command is done:
+// status is then 0 for -h, exitUsage for a bad flag or a flag after the
+// first file (the flag package stops at the first file, and a file named
+// "-json" is more likely a misplaced flag).
+func parseFlags(fs *flag.FlagSet, args []string, synopsis string, stderr io.Writer) (status int, ok bool) {
+	fs.SetOutput(io.Discard) // errors are printed here, with the prefix
+	printUsage := func() {
+		fmt.Fprintf(stderr, "usage: %s\n", synopsis)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage()
+			return exitOK, false
+		}
+		fmt.Fprintf(stderr, "leakhunt: %s: %v\n", fs.Name(), err)
+		printUsage()
+		return exitUsage, false
+	}
+	for _, a := range fs.Args() {
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			fmt.Fprintf(stderr, "leakhunt: %s: flag %s after a file: flags go first\n", fs.Name(), a)
+			printUsage()
+			return exitUsage, false
+		}
+	}
+	return exitOK, true
+}
+
+// usageError reports a usage error of a subcommand.
+func usageError(stderr io.Writer, synopsis, format string, args ...any) int {
+	fmt.Fprintf(stderr, "leakhunt: "+format+"\nusage: %s\n", append(args, synopsis)...)
+	return exitUsage
+}
+
+// inputError reports bad input.
+func inputError(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "leakhunt: %v\n", err)
+	return exitBadInput
+}

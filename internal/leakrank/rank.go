@@ -1,0 +1,205 @@
+package leakrank
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// DefaultOldAge is the age from which an object counts as old when
+// Options.OldAge is zero.
+const DefaultOldAge = time.Hour
+
+// Options tune Rank. The zero value means the documented defaults.
+type Options struct {
+	// OldAge is the age from which a sampled object counts as old, zero
+	// meaning DefaultOldAge. The profiler records ages rounded down to
+	// fixed steps (0s, 1s, 2s, 5s, ... 30m, 1h, 2h, 3h, 6h, 12h, 1d, ...),
+	// so at a step the count is exact, and between two steps it counts
+	// only the objects certainly older.
+	OldAge time.Duration
+}
+
+// Ranking is the result of Rank.
+type Ranking struct {
+	Sites []SiteRank // every site that held memory in some snapshot, most suspicious first
+	First *Snapshot
+	Last  *Snapshot
+	Count int           // snapshots in the series
+	Span  time.Duration // from the first snapshot to the last
+	// ByIndex reports that all snapshots have the same time, so growth is
+	// measured against the snapshot index and GrowthPerHour is unknown.
+	ByIndex bool
+}
+
+// SiteRank is one site's place in a Ranking.
+type SiteRank struct {
+	Site
+	History []int64 // in-use bytes in each snapshot, oldest first
+	InUse   int64   // in-use bytes in the latest snapshot
+	// Growth is the growth in bytes over the series of the least-squares
+	// line through History: slope times span. GrowthError is its standard
+	// error, from the scatter of History about the line.
+	Growth        float64
+	GrowthError   float64
+	GrowthPerHour float64 // the slope in bytes per hour; 0 if ByIndex
+	Monotonicity  float64 // Kendall's tau of History against time, -1 to 1
+	Share         float64 // InUse over the latest snapshot's in-use bytes
+	// OldShare is the share of InUse in objects at least Options.OldAge
+	// old; meaningful only if HasAge, which is false for sites whose
+	// samples carry no age label, as the Go heap's.
+	OldShare float64
+	HasAge   bool
+	Score    float64 // see score
+}
+
+// Rank scores the sites of snaps, a time-ordered series of one program,
+// by how steadily their in-use memory grows. It needs at least two
+// snapshots.
+func Rank(snaps []*Snapshot, opts Options) (*Ranking, error) {
+	switch len(snaps) {
+	case 0:
+		return nil, fmt.Errorf("no profiles to rank")
+	case 1:
+		return nil, fmt.Errorf("only one profile (%s): growth needs at least two", snaps[0].Path)
+	}
+	if opts.OldAge == 0 {
+		opts.OldAge = DefaultOldAge
+	}
+	first, last := snaps[0], snaps[len(snaps)-1]
+	r := &Ranking{First: first, Last: last, Count: len(snaps), Span: last.Time.Sub(first.Time)}
+
+	// x is hours since the first snapshot. A series whose snapshots share
+	// one time (profiles without time stamps, or written in the same
+	// instant) still has an order, so it falls back to the index: growth
+	// per snapshot then, which the score does not mind (see score).
+	x := make([]float64, len(snaps))
+	r.ByIndex = r.Span == 0
+	for i, s := range snaps {
+		if r.ByIndex {
+			x[i] = float64(i)
+		} else {
+			// Subtract first: float64 of a UnixNano is only good to 256ns.
+			x[i] = float64(s.Time.Sub(first.Time)) / float64(time.Hour)
+		}
+	}
+	width := x[len(x)-1] - x[0]
+
+	histories := make(map[string][]int64)
+	for i, s := range snaps {
+		for k, u := range s.Sites {
+			h := histories[k]
+			if h == nil {
+				h = make([]int64, len(snaps))
+				histories[k] = h
+			}
+			h[i] = u.InUse
+		}
+	}
+
+	y := make([]float64, len(snaps))
+	oldSecs := int64((opts.OldAge + time.Second - 1) / time.Second) // ages are whole seconds
+	for k, h := range histories {
+		for i, v := range h {
+			y[i] = float64(v)
+		}
+		m, se := fitLine(x, y)
+		sr := SiteRank{
+			Site:         siteOf(snaps, k),
+			History:      h,
+			InUse:        h[len(h)-1],
+			Growth:       m * width,
+			GrowthError:  se * width,
+			Monotonicity: kendallTau(y),
+		}
+		if !r.ByIndex {
+			sr.GrowthPerHour = m
+		}
+		if last.InUse > 0 {
+			sr.Share = float64(sr.InUse) / float64(last.InUse)
+		}
+		if u := last.Sites[k]; u != nil && u.ByAge != nil {
+			sr.OldShare, sr.HasAge = oldShare(u, oldSecs), true
+		}
+		sr.Score = score(sr, last.InUse)
+		r.Sites = append(r.Sites, sr)
+	}
+	slices.SortFunc(r.Sites, compareRanks)
+	return r, nil
+}
+
+// score is the share of the latest in-use memory that the site's steady
+// growth accounts for:
+//
+//	score = max(0, tau) × min(max(0, growth - 2×stderr), inuse) / total
+//
+// Each term has its reason:
+//   - growth is the least-squares growth over the series, so a site that
+//     stays flat or shrinks scores 0 however large it is;
+//   - 2×stderr, two standard errors of that growth, takes off what the
+//     scatter about the line could produce by chance: a churning site whose
+//     line tilts up by luck keeps nothing, a steady leak keeps all of it;
+//   - the cap at what the site holds now: memory given back was not leaked;
+//   - tau, Kendall's against time, weighs it by how steadily it came: 1 for
+//     a rise at every snapshot, less for one jump or a late start;
+//   - dividing by the latest total in-use makes it a number between 0 and 1
+//     that depends neither on the unit of time nor on the length of the
+//     series: one written within milliseconds ranks like one a day long.
+//
+// Within one ranking the total is a constant, so sites are ordered by
+// steady growth in bytes.
+func score(s SiteRank, total int64) float64 {
+	sure := s.Growth - 2*s.GrowthError
+	if total <= 0 || s.Monotonicity <= 0 || sure <= 0 {
+		return 0
+	}
+	return s.Monotonicity * math.Min(sure, float64(s.InUse)) / float64(total)
+}
+
+// oldShare returns the share of u's in-use bytes in samples at least
+// oldSecs seconds old.
+func oldShare(u *Usage, oldSecs int64) float64 {
+	if u.InUse <= 0 {
+		return 0 // only if the sum overflowed: the values are positive
+	}
+	var old int64
+	for age, v := range u.ByAge {
+		if age >= oldSecs {
+			old += v
+		}
+	}
+	return float64(old) / float64(u.InUse)
+}
+
+// siteOf returns the site with key k from the latest snapshot that has it.
+func siteOf(snaps []*Snapshot, k string) Site {
+	for i := len(snaps) - 1; ; i-- {
+		if u := snaps[i].Sites[k]; u != nil {
+			return u.Site
+		}
+	}
+}
+
+// compareRanks orders by score, then by growth and size, then by site, so
+// that the order is the same on every run.
+func compareRanks(a, b SiteRank) int {
+	if c := cmp.Compare(b.Score, a.Score); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Growth, a.Growth); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.InUse, a.InUse); c != 0 {
+		return c
+	}
+	return compareSites(a.Site, b.Site)
+}
+
+func compareSites(a, b Site) int {
+	if c := cmp.Compare(a.Heap, b.Heap); c != 0 {
+		return c
+	}
+	return slices.Compare(a.Stack, b.Stack)
+}
