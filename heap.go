@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -68,8 +69,8 @@ const goHeapName = "go"
 // point: runtime.Callers, record, and the hook functions themselves (their
 // logical frames count whether or not they were inlined).
 const (
-	skipAlloc = 4 // Callers, record, Profiler.alloc, Alloc or Heap.Alloc
-	skipTrack = 5 // Callers, record, Profiler.track, Heap.track, Track, TrackSize, Heap.Track or Heap.TrackSize
+	skipAlloc = 4 // Callers, record, Profiler.alloc(Context), (Heap.)Alloc(Context)
+	skipTrack = 5 // Callers, record, Profiler.track, Heap.track, (Heap.)Track(Size|Context)
 )
 
 // Alloc reports that size bytes were allocated under key in this heap. If
@@ -78,6 +79,19 @@ const (
 func (h *Heap) Alloc(key uintptr, size int) {
 	if p := active.Load(); p != nil {
 		p.alloc(key, h.id, size)
+	}
+}
+
+// AllocContext is Alloc that also records, on a sampled allocation, the
+// pprof labels in ctx (set with pprof.WithLabels or pprof.Do), written as
+// string labels of its profile samples so that, for example,
+// `go tool pprof -tagfocus=tenant=acme` shows one tenant's memory. Labels
+// are read only when the allocation is sampled. At most 4096 distinct label
+// sets are kept per profiler; samples beyond that are kept without labels
+// and counted in Stats.LabelSetsDropped.
+func (h *Heap) AllocContext(ctx context.Context, key uintptr, size int) {
+	if p := active.Load(); p != nil {
+		p.allocContext(ctx, key, h.id, size)
 	}
 }
 
@@ -96,14 +110,21 @@ func (h *Heap) Free(key uintptr) {
 // if obj is not a non-nil pointer. See the package-level Track for details.
 func (h *Heap) Track(obj any) {
 	ptr, size := pointerOf(obj)
-	h.track(ptr, size)
+	h.track(nil, ptr, size)
+}
+
+// TrackContext is Track that also records the pprof labels in ctx; see
+// AllocContext.
+func (h *Heap) TrackContext(ctx context.Context, obj any) {
+	ptr, size := pointerOf(obj)
+	h.track(ctx, ptr, size)
 }
 
 // TrackSize is Track for an object whose footprint is not the size of its
 // type, for example a struct that owns a large buffer.
 func (h *Heap) TrackSize(obj any, size int) {
 	ptr, _ := pointerOf(obj)
-	h.track(ptr, size)
+	h.track(nil, ptr, size)
 }
 
 func pointerOf(obj any) (unsafe.Pointer, int) {
@@ -118,6 +139,14 @@ func pointerOf(obj any) (unsafe.Pointer, int) {
 func Alloc(key uintptr, size int) {
 	if p := active.Load(); p != nil {
 		p.alloc(key, defaultHeap.id, size)
+	}
+}
+
+// AllocContext reports an allocation in the default heap with the pprof
+// labels in ctx; see Heap.AllocContext.
+func AllocContext(ctx context.Context, key uintptr, size int) {
+	if p := active.Load(); p != nil {
+		p.allocContext(ctx, key, defaultHeap.id, size)
 	}
 }
 
@@ -139,21 +168,28 @@ func Free(key uintptr) {
 // sampled, if it is not in the Go heap: memory from mmap, C or an arena is
 // reported with Alloc and Free instead.
 func Track[T any](obj *T) {
-	defaultHeap.track(unsafe.Pointer(obj), int(unsafe.Sizeof(*obj)))
+	defaultHeap.track(nil, unsafe.Pointer(obj), int(unsafe.Sizeof(*obj)))
 }
 
 // TrackSize is Track with an explicit footprint in bytes, for objects whose
 // memory is not just unsafe.Sizeof(*obj).
 func TrackSize[T any](obj *T, size int) {
-	defaultHeap.track(unsafe.Pointer(obj), size)
+	defaultHeap.track(nil, unsafe.Pointer(obj), size)
 }
 
-func (h *Heap) track(ptr unsafe.Pointer, size int) {
+// TrackContext is Track that also records the pprof labels in ctx; see
+// Heap.AllocContext.
+func TrackContext[T any](ctx context.Context, obj *T) {
+	defaultHeap.track(ctx, unsafe.Pointer(obj), int(unsafe.Sizeof(*obj)))
+}
+
+// track is every Track variant; ctx is nil for those without labels.
+func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 	if ptr == nil {
 		panic("profiler: Track of a nil pointer")
 	}
 	if p := active.Load(); p != nil {
-		p.track(h, ptr, size)
+		p.track(ctx, h, ptr, size)
 	}
 }
 
@@ -166,19 +202,32 @@ func (p *Profiler) alloc(key uintptr, heap uint32, size int) {
 		p.table.free(key, heap)
 		return
 	}
-	p.record(liveKey{key: key, heap: heap}, size, skipAlloc)
+	p.record(liveKey{key: key, heap: heap}, size, 0, skipAlloc)
+}
+
+// allocContext is alloc with the labels of ctx on a sampled allocation.
+func (p *Profiler) allocContext(ctx context.Context, key uintptr, heap uint32, size int) {
+	if !p.sampler.sample(size) {
+		p.table.free(key, heap)
+		return
+	}
+	p.record(liveKey{key: key, heap: heap}, size, p.table.labels.intern(ctx), skipAlloc)
 }
 
 // track records a sampled Go object under a fresh sample id and attaches
 // the cleanup that removes exactly that record. Keying by id, not address,
 // matters: a cleanup runs some time after the object died, by when its
 // address may hold a new, also tracked, object.
-func (p *Profiler) track(h *Heap, ptr unsafe.Pointer, size int) {
+func (p *Profiler) track(ctx context.Context, h *Heap, ptr unsafe.Pointer, size int) {
 	if !p.sampler.sample(size) {
 		return
 	}
+	var labels uint32
+	if ctx != nil {
+		labels = p.table.labels.intern(ctx)
+	}
 	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: h.id | trackedBit}
-	if p.record(k, size, skipTrack) {
+	if p.record(k, size, labels, skipTrack) {
 		if r := addCleanup(ptr, trackedRef{table: p.table, key: k}); r != nil {
 			p.table.remove(k)
 			panic(fmt.Sprintf("profiler: Track of memory the Go heap does not own (use Alloc and Free for it): %v", r))
@@ -203,10 +252,10 @@ type trackedRef struct {
 
 func untrack(r trackedRef) { r.table.remove(r.key) }
 
-// record captures the stack of a sampled allocation and stores it. skip is
-// the number of frames from runtime.Callers up to the hook's caller. It
-// reports whether the sample was kept.
-func (p *Profiler) record(k liveKey, size int, skip int) bool {
+// record captures the stack of a sampled allocation and stores it with its
+// label set. skip is the number of frames from runtime.Callers up to the
+// hook's caller. It reports whether the sample was kept.
+func (p *Profiler) record(k liveKey, size int, labels uint32, skip int) bool {
 	var buf [maxStackDepth + 1]uintptr
 	n := runtime.Callers(skip, buf[:p.depth+1])
 	truncated := n > p.depth
@@ -216,7 +265,7 @@ func (p *Profiler) record(k liveKey, size int, skip int) bool {
 	pcs := buf[:n]
 	t := p.table
 	t.samples.Add(1)
-	gid := t.groups.find(t.stacks, k.heap&^trackedBit, pcs, truncated, t.stacks.hash(pcs), int64(size))
+	gid := t.groups.find(t.stacks, k.heap&^trackedBit, labels, pcs, truncated, t.stacks.hash(pcs), int64(size))
 	if gid == 0 {
 		t.droppedGroup.Add(1)
 		return false

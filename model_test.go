@@ -382,16 +382,23 @@ func checkModelTable(t *testing.T, tbl *liveTable, heaps [2]*Heap, ref *modelRef
 		t.Errorf("table count = %d, want %d", n, want)
 	}
 
+	// countLive, which the writer uses, must agree with the records.
+	groups := tbl.groups.snapshot(nil)
+	counts := make([]int32, (len(groups)+1)*len(ageBuckets))
+	tbl.countLive(1<<31, uint32(len(groups)), counts)
 	var sumLive int64
-	for _, g := range tbl.groups.snapshot(nil) {
-		n := g.live.Load()
+	for _, g := range groups {
+		var n int64
+		for _, c := range counts[int(g.id)*len(ageBuckets):][:len(ageBuckets)] {
+			n += int64(c)
+		}
 		sumLive += n
 		if n != perGroup[g.id] {
-			t.Errorf("group %d (heap %d, %d B): live counter %d, but %d records point to it", g.id, g.heap, g.size, n, perGroup[g.id])
+			t.Errorf("group %d (heap %d, %d B): countLive says %d, but %d records point to it", g.id, g.heap, g.size, n, perGroup[g.id])
 		}
 	}
 	if sumLive != int64(want) {
-		t.Errorf("groups' live counters sum to %d, want %d", sumLive, want)
+		t.Errorf("countLive sums to %d, want %d", sumLive, want)
 	}
 
 	var slots uint64

@@ -207,12 +207,15 @@ func (p *Profiler) age() uint32 {
 
 // Stats is a snapshot of a profiler's counters.
 type Stats struct {
-	Samples      uint64 // sampled allocations seen since Start
-	LiveSamples  int64  // sampled allocations not yet freed
-	Dropped      uint64 // samples not kept live: the live or group table was full (a sample dropped for a full live table still counts in alloc_*)
-	Stacks       int64  // distinct stacks stored
-	FilesWritten uint64 // profile files written
-	WriteErrors  uint64 // profile writes that failed
+	Samples     uint64 // sampled allocations seen since Start
+	LiveSamples int64  // sampled allocations not yet freed
+	Dropped     uint64 // samples not kept live: the live or group table was full (a sample dropped for a full live table still counts in alloc_*)
+	Stacks      int64  // distinct stacks stored
+	LabelSets   int    // distinct pprof label sets stored (AllocContext, TrackContext)
+
+	LabelSetsDropped uint64 // sampled allocations kept without their labels: too many label sets
+	FilesWritten     uint64 // profile files written
+	WriteErrors      uint64 // profile writes that failed
 
 	LastFlushDuration time.Duration // time taken by the last file write
 	LastError         error         // error of the last file write, nil if it succeeded
@@ -226,6 +229,8 @@ func (p *Profiler) Stats() Stats {
 		LiveSamples:       t.count.Load(),
 		Dropped:           t.droppedLive.Load() + t.droppedGroup.Load(),
 		Stacks:            t.stacks.count.Load(),
+		LabelSets:         len(t.labels.snapshot()),
+		LabelSetsDropped:  t.labels.dropped.Load(),
 		FilesWritten:      p.filesWritten.Load(),
 		WriteErrors:       p.writeErrors.Load(),
 		LastFlushDuration: time.Duration(p.lastFlush.Load()),

@@ -197,23 +197,35 @@ func checkShape(t *testing.T, prof *profile.Profile, rate int64) {
 	}
 }
 
-// checkHookSample checks that heap holds exactly one sample, from leaf, of
-// objects of size bytes, with values want.
+// checkHookSample checks that heap holds the samples of one site, from
+// leaf, of objects of size bytes, with values summing to want: one sample
+// for the cumulative allocations and one per age bucket of the live
+// objects, those labelled with their age in seconds.
 func checkHookSample(t *testing.T, prof *profile.Profile, heap, leaf string, size int64, want [4]int64) {
 	t.Helper()
 	samples := samplesIn(prof, heap)
-	if len(samples) != 1 {
-		t.Fatalf("heap=%s: %d samples, want 1", heap, len(samples))
+	if len(samples) == 0 {
+		t.Fatalf("heap=%s: no samples", heap)
 	}
-	s := samples[0]
-	if got := [4]int64(s.Value); got != want {
-		t.Errorf("heap=%s: values %v, want %v", heap, got, want)
+	var got [4]int64
+	for _, s := range samples {
+		for i := range got {
+			got[i] += s.Value[i]
+		}
+		if got := sampleLeaf(s); got != leaf {
+			t.Errorf("heap=%s: leaf function %q, want %q", heap, got, leaf)
+		}
+		if !slices.Equal(s.NumLabel["bytes"], []int64{size}) || !slices.Equal(s.NumUnit["bytes"], []string{"bytes"}) {
+			t.Errorf("heap=%s: bytes label %v unit %q, want [%d] in bytes", heap, s.NumLabel["bytes"], s.NumUnit["bytes"], size)
+		}
+		inuse := s.Value[2] != 0 || s.Value[3] != 0
+		if age := s.NumLabel["age"]; inuse != (len(age) == 1) || (inuse && !slices.Equal(s.NumUnit["age"], []string{"seconds"})) {
+			t.Errorf("heap=%s: sample %v has age label %v unit %q; want one age in seconds exactly on in-use samples",
+				heap, s.Value, age, s.NumUnit["age"])
+		}
 	}
-	if got := sampleLeaf(s); got != leaf {
-		t.Errorf("heap=%s: leaf function %q, want %q", heap, got, leaf)
-	}
-	if !slices.Equal(s.NumLabel["bytes"], []int64{size}) || !slices.Equal(s.NumUnit["bytes"], []string{"bytes"}) {
-		t.Errorf("heap=%s: bytes label %v unit %q, want [%d] in bytes", heap, s.NumLabel["bytes"], s.NumUnit["bytes"], size)
+	if got != want {
+		t.Errorf("heap=%s: values sum to %v, want %v", heap, got, want)
 	}
 }
 

@@ -23,21 +23,23 @@ const (
 	liveShards            = 1 << liveShardBits
 )
 
-// group is one profile sample in the making. Its identity fields never
-// change; the counters are updated atomically by the hook and read by the
-// writer without a lock.
+// group is one (heap, stack, size, labels) combination: the allocations a
+// profile sample describes. Its identity fields never change; its counter
+// is updated atomically by the hook and read by the writer without a lock.
+// Its live allocations are counted from the live table when a profile is
+// written, together with their ages.
 type group struct {
 	stk    *stack // nil when the stack table was full
 	id     uint32
 	heap   uint32
+	labels uint32 // label set id, 0 for none
 	size   int64
 	next   *group       // next group with the same hash
 	allocs atomic.Int64 // sampled allocations, cumulative
-	live   atomic.Int64 // sampled allocations not yet freed
 }
 
 // groupTable interns groups. Groups are stored in fixed chunks so that a
-// group's id maps to its address without a lock, which Free needs.
+// group's id maps to its address without a lock.
 type groupTable struct {
 	mu     sync.Mutex
 	byHash map[uint64]*group
@@ -53,20 +55,20 @@ func (t *groupTable) get(id uint32) *group {
 // A stack that does not fit in the stack table lands in its heap's overflow
 // group for that size (stk == nil), so its bytes still count. find returns
 // 0 when the group table is full.
-func (t *groupTable) find(stacks *stackTable, heap uint32, pcs []uintptr, truncated bool, pcHash uint64, size int64) uint32 {
+func (t *groupTable) find(stacks *stackTable, heap, labels uint32, pcs []uintptr, truncated bool, pcHash uint64, size int64) uint32 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	h := groupHash(pcHash, heap, size)
+	h := groupHash(pcHash, heap, labels, size)
 	for g := t.byHash[h]; g != nil; g = g.next {
-		if g.heap == heap && g.size == size && g.stk.matches(pcs, truncated) {
+		if g.heap == heap && g.labels == labels && g.size == size && g.stk.matches(pcs, truncated) {
 			return g.id
 		}
 	}
 	stk := stacks.intern(pcs, truncated, pcHash)
 	if stk == nil {
-		h = groupHash(0, heap, size)
+		h = groupHash(0, heap, labels, size)
 		for g := t.byHash[h]; g != nil; g = g.next {
-			if g.heap == heap && g.size == size && g.stk == nil {
+			if g.heap == heap && g.labels == labels && g.size == size && g.stk == nil {
 				return g.id
 			}
 		}
@@ -81,14 +83,14 @@ func (t *groupTable) find(stacks *stackTable, heap uint32, pcs []uintptr, trunca
 		t.chunks[id/groupChunkSize].Store(c)
 	}
 	g := &c[id%groupChunkSize]
-	g.id, g.stk, g.heap, g.size, g.next = id, stk, heap, size, t.byHash[h]
+	g.id, g.stk, g.heap, g.labels, g.size, g.next = id, stk, heap, labels, size, t.byHash[h]
 	t.byHash[h] = g
 	t.n.Store(id)
 	return id
 }
 
-func groupHash(pcHash uint64, heap uint32, size int64) uint64 {
-	return mix(pcHash ^ mix(uint64(heap)<<40^uint64(size)))
+func groupHash(pcHash uint64, heap, labels uint32, size int64) uint64 {
+	return mix(pcHash ^ mix(uint64(heap)<<40^uint64(labels)<<20^uint64(size)))
 }
 
 // snapshot returns the groups in use. The identity fields of each are
@@ -130,6 +132,7 @@ type liveShard struct {
 type liveTable struct {
 	groups  groupTable
 	stacks  *stackTable
+	labels  labelTable
 	maxLive int64
 	count   atomic.Int64
 	filter  *keyFilter
@@ -184,7 +187,7 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	h := hashKey(k)
 	s := t.shard(h)
 	s.mu.Lock()
-	old, replaced := s.live[k]
+	_, replaced := s.live[k]
 	if !replaced {
 		if t.count.Add(1) > t.maxLive {
 			t.count.Add(-1)
@@ -196,14 +199,32 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	}
 	s.live[k] = liveRecord{group: groupID, born: born}
 	s.mu.Unlock()
-	if replaced {
-		t.groups.get(old.group).live.Add(-1)
-	}
-	g.live.Add(1)
 	if !replaced && t.filter.wantsGrowth(t.count.Load()) {
 		t.grow()
 	}
 	return true
+}
+
+// countLive adds the live records of groups 1..maxGroup, by age bucket, to
+// counts, indexed group id × len(ageBuckets) + bucket. now is the writer's
+// clock in seconds since Start. Each shard is locked only while its
+// records are counted.
+func (t *liveTable) countLive(now, maxGroup uint32, counts []int32) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for _, r := range s.live {
+			if r.group > maxGroup {
+				continue
+			}
+			age := uint32(0)
+			if now > r.born { // a record may be younger than the writer's clock
+				age = now - r.born
+			}
+			counts[int(r.group)*len(ageBuckets)+ageBucket(age)]++
+		}
+		s.mu.Unlock()
+	}
 }
 
 // free forgets k if it is live. The filter answers first, with one atomic
@@ -222,7 +243,7 @@ func (t *liveTable) remove(k liveKey) { t.removeHashed(k, hashKey(k)) }
 func (t *liveTable) removeHashed(k liveKey, h uint64) {
 	s := t.shard(h)
 	s.mu.Lock()
-	old, ok := s.live[k]
+	_, ok := s.live[k]
 	if ok {
 		delete(s.live, k)
 		t.filter.remove(h)
@@ -230,7 +251,6 @@ func (t *liveTable) removeHashed(k liveKey, h uint64) {
 	s.mu.Unlock()
 	if ok {
 		t.count.Add(-1)
-		t.groups.get(old.group).live.Add(-1)
 	}
 }
 

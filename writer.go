@@ -56,20 +56,15 @@ func (p *Profiler) buildProfile(now time.Time) (*profile.Profile, error) {
 	prof.DurationNanos = now.Sub(p.start).Nanoseconds()
 	prof.Period = int64(p.sampler.rate)
 
+	// Live records by group and age, counted after the groups were listed:
+	// a group created since has an id beyond the buffer and waits for the
+	// next profile.
+	live := make([]int32, (len(groups)+1)*len(ageBuckets))
+	p.table.countLive(p.age(), uint32(len(groups)), live)
+	labelSets := p.table.labels.snapshot()
+
 	for _, g := range groups {
-		allocs, live := g.allocs.Load(), g.live.Load()
-		if allocs == 0 && live == 0 {
-			continue
-		}
-		allocObjects, allocBytes := p.sampler.scale(allocs, g.size)
-		liveObjects, liveBytes := p.sampler.scale(live, g.size)
-		prof.Sample = append(prof.Sample, &profile.Sample{
-			Location: b.stack(g.stk),
-			Value:    []int64{allocObjects, allocBytes, liveObjects, liveBytes},
-			Label:    map[string][]string{"heap": {heapName(g.heap)}},
-			NumLabel: map[string][]int64{"bytes": {g.size}},
-			NumUnit:  map[string][]string{"bytes": {"bytes"}},
-		})
+		p.addGroup(b, g, live[int(g.id)*len(ageBuckets):][:len(ageBuckets)], labelSets)
 	}
 
 	if goHeap != nil {
@@ -81,8 +76,9 @@ func (p *Profiler) buildProfile(now time.Time) (*profile.Profile, error) {
 	t := p.table
 	prof.Comments = []string{
 		fmt.Sprintf("leakhunt heap profile: sampling rate %d bytes, stack depth %d", p.sampler.rate, p.depth),
-		fmt.Sprintf("samples=%d live=%d stacks=%d dropped_live_table_full=%d dropped_group_table_full=%d",
-			t.samples.Load(), t.count.Load(), t.stacks.count.Load(), t.droppedLive.Load(), t.droppedGroup.Load()),
+		fmt.Sprintf("samples=%d live=%d stacks=%d label_sets=%d dropped_live_table_full=%d dropped_group_table_full=%d label_sets_dropped=%d",
+			t.samples.Load(), t.count.Load(), t.stacks.count.Load(), len(labelSets),
+			t.droppedLive.Load(), t.droppedGroup.Load(), t.labels.dropped.Load()),
 	}
 	if p.cfg.goHeap {
 		prof.Comments = append(prof.Comments, fmt.Sprintf(
@@ -92,9 +88,78 @@ func (p *Profiler) buildProfile(now time.Time) (*profile.Profile, error) {
 	return prof, nil
 }
 
-// compareGroups orders groups by heap, stack and size.
+// addGroup adds the samples of one group: one per age bucket of its live
+// allocations, labelled with the bucket's age. Each carries the cumulative
+// allocations of its live objects too, and the youngest also those already
+// freed, so every sample has in-use ≤ allocated, as in runtime/pprof's
+// profiles, and -tagfocus=age=... with -sample_index=alloc_space shows what
+// the old objects cost. A group with nothing live has one sample with no
+// age.
+func (p *Profiler) addGroup(b *profileBuilder, g *group, live []int32, labelSets [][]labelPair) {
+	allocs := g.allocs.Load() // read after live was counted, so allocs ≥ live
+	var total int64
+	for _, n := range live {
+		total += int64(n)
+	}
+	freed := max(allocs-total, 0)
+	if allocs == 0 && total == 0 {
+		return
+	}
+	stk := b.stack(g.stk)
+	labels := sampleLabels(heapName(g.heap), g.labels, labelSets)
+	add := func(allocated, inuse int64, age []int64) {
+		allocObjects, allocBytes := p.sampler.scale(allocated, g.size)
+		inuseObjects, inuseBytes := p.sampler.scale(inuse, g.size)
+		s := &profile.Sample{
+			Location: stk,
+			Value:    []int64{allocObjects, allocBytes, inuseObjects, inuseBytes},
+			Label:    labels,
+			NumLabel: map[string][]int64{"bytes": {g.size}},
+			NumUnit:  map[string][]string{"bytes": {"bytes"}},
+		}
+		if age != nil {
+			s.NumLabel["age"], s.NumUnit["age"] = age, []string{"seconds"}
+		}
+		b.prof.Sample = append(b.prof.Sample, s)
+	}
+	if total == 0 {
+		add(freed, 0, nil)
+		return
+	}
+	for bucket, n := range live {
+		if n == 0 {
+			continue
+		}
+		add(int64(n)+freed, int64(n), []int64{int64(ageBuckets[bucket])})
+		freed = 0
+	}
+}
+
+// sampleLabels returns the string labels of a hook sample: its heap and
+// the pprof labels of its label set. A pprof label named like one of the
+// profile's own (heap, and the numeric bytes and age) is left out rather
+// than mixed with it.
+func sampleLabels(heap string, set uint32, sets [][]labelPair) map[string][]string {
+	labels := map[string][]string{"heap": {heap}}
+	if set == 0 {
+		return labels
+	}
+	for _, l := range sets[set-1] {
+		switch l.key {
+		case "heap", "bytes", "age":
+			continue
+		}
+		labels[l.key] = []string{l.value}
+	}
+	return labels
+}
+
+// compareGroups orders groups by heap, stack, size and label set.
 func compareGroups(a, b *group) int {
 	if c := cmp.Compare(a.heap, b.heap); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.labels, b.labels); c != 0 {
 		return c
 	}
 	if c := compareStacks(a.stk, b.stk); c != 0 {

@@ -1,0 +1,28 @@
+package profiler
+
+import "sort"
+
+// Object age. Each live hook sample records when it was allocated, and
+// profiles carry its age as the numeric label `age` in seconds, so that
+// `go tool pprof -tagfocus=age=1hr: FILE` keeps only objects alive for an
+// hour or more: memory that stays is what a leak is made of.
+//
+// Ages are rounded down to the boundaries below rather than written to the
+// second, which would make every sample of a steady allocation site
+// distinct and profiles grow with the age spread of the live set. The
+// boundaries are the round durations people filter on, so a filter such as
+// age=1hr: or age=5m:... is exact: an object shows as 3600 s only once it is
+// an hour old. (pprof's time units are ns, us, ms, s and hr, and a filter
+// value without a unit never matches a labelled one: write age=300s:, not
+// age=300: and not age=5m:.)
+var ageBuckets = [...]uint32{
+	0, 1, 2, 5, 10, 15, 30, // seconds
+	60, 120, 300, 600, 900, 1800, // minutes
+	3600, 7200, 10800, 21600, 43200, // hours
+	86400, 172800, 345600, 604800, 1209600, 2592000, // days
+}
+
+// ageBucket returns the index of the largest boundary not above age.
+func ageBucket(age uint32) int {
+	return sort.Search(len(ageBuckets), func(i int) bool { return ageBuckets[i] > age }) - 1
+}

@@ -1,0 +1,147 @@
+package profiler_test
+
+import (
+	"context"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/leakhunt/profiler"
+	"github.com/leakhunt/profiler/internal/pproftest"
+)
+
+//go:noinline
+func allocOld(key uintptr) { profiler.Alloc(key, 4096) }
+
+//go:noinline
+func allocNew(key uintptr) { profiler.Alloc(key, 4096) }
+
+// Ages round-trip through go tool pprof: objects two hours old carry
+// age=7200 seconds and -tagfocus=age=1hr: keeps them alone; objects made
+// just before the snapshot carry age 0. The bubble's fake clock stands in
+// for the two hours.
+func TestAgeLabelWithPprofTagfocus(t *testing.T) {
+	var path string
+	dir := t.TempDir() // outside the bubble, whose own TempDir ends with it
+	synctest.Test(t, func(t *testing.T) {
+		p, err := profiler.Start(profiler.WithSamplingRate(1), profiler.WithGoHeap(false),
+			profiler.WithOutputDir(dir), profiler.WithFlushInterval(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop()
+		for i := range 10 {
+			allocOld(uintptr(i))
+		}
+		time.Sleep(2*time.Hour + 30*time.Minute)
+		for i := range 5 {
+			allocNew(uintptr(100 + i))
+		}
+		if path, err = p.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	ages := map[string][]int64{}
+	for _, s := range pproftest.Parse(t, path).Sample {
+		if s.Value[3] == 0 {
+			continue
+		}
+		leaf := s.Location[0].Line[0].Function.Name
+		ages[leaf] = append(ages[leaf], s.NumLabel["age"]...)
+		if u := s.NumUnit["age"]; len(u) != 1 || u[0] != "seconds" {
+			t.Errorf("%s: age unit %q, want seconds", leaf, u)
+		}
+	}
+	// 2h30m rounds down to the 7200 s boundary.
+	if got := ages["github.com/leakhunt/profiler_test.allocOld"]; len(got) != 1 || got[0] != 7200 {
+		t.Errorf("old objects have ages %v, want [7200]", got)
+	}
+	if got := ages["github.com/leakhunt/profiler_test.allocNew"]; len(got) != 1 || got[0] != 0 {
+		t.Errorf("new objects have ages %v, want [0]", got)
+	}
+
+	for _, tc := range []struct{ filter, shows, hides string }{
+		{"-tagfocus=age=1hr:", "allocOld", "allocNew"},
+		{"-tagfocus=age=7200s:", "allocOld", "allocNew"},
+		{"-tagignore=age=1hr:", "allocNew", "allocOld"},
+		{"-tagfocus=age=:10s", "allocNew", "allocOld"},
+	} {
+		out := pproftest.Run(t, "-top", tc.filter, path)
+		if !strings.Contains(out, tc.shows) || strings.Contains(out, tc.hides) {
+			t.Errorf("go tool pprof -top %s: want %s and not %s:\n%s", tc.filter, tc.shows, tc.hides, out)
+		}
+	}
+	// 10 objects of 4 KiB are old: the in-use total under the filter.
+	if out := pproftest.Run(t, "-top", "-tagfocus=age=1hr:", path); !strings.Contains(out, "40kB") {
+		t.Errorf("go tool pprof -top -tagfocus=age=1hr: does not total 40kB:\n%s", out)
+	}
+}
+
+//go:noinline
+func allocForTenant(ctx context.Context, h *profiler.Heap, key uintptr, size int) {
+	h.AllocContext(ctx, key, size)
+}
+
+//go:noinline
+func trackForTenant(ctx context.Context, obj *[1024]byte) { profiler.TrackContext(ctx, obj) }
+
+// pprof labels in the context reach the profile as string labels and
+// -tagfocus selects them, for Alloc and Track alike.
+func TestContextLabelsWithPprofTagfocus(t *testing.T) {
+	p, err := profiler.Start(profiler.WithSamplingRate(1), profiler.WithGoHeap(false), profiler.WithOutputDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	h := profiler.NewHeap("tenants")
+	kept := make([]*[1024]byte, 0, 3)
+	for i, tenant := range []string{"acme", "acme", "globex"} {
+		pprof.Do(context.Background(), pprof.Labels("tenant", tenant, "endpoint", "/upload"), func(ctx context.Context) {
+			allocForTenant(ctx, h, uintptr(i), 1000*(i+1))
+			obj := new([1024]byte)
+			kept = append(kept, obj)
+			trackForTenant(ctx, obj)
+		})
+	}
+	allocForTenant(context.Background(), h, 99, 5) // no labels at all
+	path, err := p.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var acme, globex, none int64
+	for _, s := range pproftest.Parse(t, path).Sample {
+		if s.Label["heap"][0] != "tenants" {
+			continue
+		}
+		switch tenant := s.Label["tenant"]; {
+		case len(tenant) == 0:
+			none += s.Value[3]
+		case tenant[0] == "acme":
+			acme += s.Value[3]
+		case tenant[0] == "globex":
+			globex += s.Value[3]
+		}
+		if len(s.Label["tenant"]) == 1 && (len(s.Label["endpoint"]) != 1 || s.Label["endpoint"][0] != "/upload") {
+			t.Errorf("sample %v lacks endpoint=/upload: %v", s.Value, s.Label)
+		}
+	}
+	if acme != 3000 || globex != 3000 || none != 5 {
+		t.Errorf("in use by tenant: acme %d, globex %d, unlabelled %d; want 3000, 3000, 5", acme, globex, none)
+	}
+
+	out := pproftest.Run(t, "-top", "-tagfocus=tenant=globex", path)
+	if !strings.Contains(out, "allocForTenant") || !strings.Contains(out, "trackForTenant") {
+		t.Errorf("-tagfocus=tenant=globex lacks the tenant's sites:\n%s", out)
+	}
+	if !strings.Contains(out, "3.93kB") { // 3000 B through the hook + one 1 KiB tracked object = 4024 B
+		t.Errorf("-tagfocus=tenant=globex does not total 3.93kB:\n%s", out)
+	}
+	if st := p.Stats(); st.LabelSets != 2 || st.LabelSetsDropped != 0 {
+		t.Errorf("Stats: %d label sets, %d dropped; want 2 and 0", st.LabelSets, st.LabelSetsDropped)
+	}
+	_ = kept
+}
