@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,22 +26,25 @@ var (
 	tempSuffix  = ".tmp"
 )
 
-// fileStore writes profile files atomically and keeps the newest maxFiles.
-// It is safe for concurrent use.
+// fileStore writes profile files atomically and prunes old ones: it keeps
+// every file from the last `all`, then one per hour back to `hourly`, and
+// never more than maxFiles. It is safe for concurrent use.
 type fileStore struct {
 	dir      string
 	maxFiles int
+	all      time.Duration
+	hourly   time.Duration
 	pid      int
 
 	mu   sync.Mutex
 	last time.Time // time in the newest name, kept strictly increasing
 }
 
-func newFileStore(dir string, maxFiles int) (*fileStore, error) {
+func newFileStore(dir string, maxFiles int, all, hourly time.Duration) (*fileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
-	return &fileStore{dir: dir, maxFiles: maxFiles, pid: os.Getpid()}, nil
+	return &fileStore{dir: dir, maxFiles: maxFiles, all: all, hourly: hourly, pid: os.Getpid()}, nil
 }
 
 // write creates a new profile file whose content fill writes, then deletes
@@ -79,7 +83,7 @@ func (s *fileStore) write(now time.Time, fill func(io.Writer) error) (string, er
 		return "", fmt.Errorf("renaming profile file: %w", err)
 	}
 	syncDir(s.dir)
-	if err := s.prune(); err != nil {
+	if err := s.prune(now); err != nil {
 		return path, fmt.Errorf("removing old profile files: %w", err)
 	}
 	return path, nil
@@ -96,34 +100,72 @@ func (s *fileStore) nextName(now time.Time) string {
 	return "heap-" + now.Format(timeLayout) + "Z-" + strconv.Itoa(s.pid) + ".pb.gz"
 }
 
-// prune deletes the oldest profile files beyond maxFiles, and temporary
-// files that a crashed writer left behind more than an hour ago.
-func (s *fileStore) prune() error {
+// prune deletes the profile files that retention no longer wants, judged
+// by the time in their names, and temporary files that a crashed writer
+// left behind more than an hour ago.
+func (s *fileStore) prune(now time.Time) error {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return err
 	}
 	var profiles []string
 	var errs []error
+	remove := func(name string) {
+		if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
 	for _, e := range entries {
 		name := e.Name()
 		switch {
 		case profileName.MatchString(name):
 			profiles = append(profiles, name)
 		case isStaleTemp(e):
-			if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, err)
-			}
+			remove(name)
 		}
 	}
-	slices.Sort(profiles)
-	for len(profiles) > s.maxFiles {
-		if err := os.Remove(filepath.Join(s.dir, profiles[0])); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		profiles = profiles[1:]
+	slices.Sort(profiles) // oldest first
+	for _, name := range s.expired(profiles, now) {
+		remove(name)
 	}
 	return errors.Join(errs...)
+}
+
+// expired returns the files among profiles (sorted, oldest first) to
+// delete at time now: a file older than `all` survives only as the oldest
+// of its hour while it is younger than `hourly`, so a leak that takes a day
+// to show still has a day of hourly snapshots to rank; past that, and past
+// maxFiles files in all, the oldest go first.
+func (s *fileStore) expired(profiles []string, now time.Time) []string {
+	var keep, drop []string
+	lastHour := time.Time{}
+	for _, name := range profiles {
+		t, ok := fileTime(name)
+		age := now.Sub(t)
+		switch {
+		case !ok || age <= s.all:
+			keep = append(keep, name)
+		case age <= s.hourly && !t.Truncate(time.Hour).Equal(lastHour):
+			lastHour = t.Truncate(time.Hour)
+			keep = append(keep, name)
+		default:
+			drop = append(drop, name)
+		}
+	}
+	if extra := len(keep) - s.maxFiles; extra > 0 {
+		drop = append(drop, keep[:extra]...)
+	}
+	return drop
+}
+
+// fileTime returns the time in a profile file's name.
+func fileTime(name string) (time.Time, bool) {
+	stamp := strings.TrimPrefix(name, "heap-")
+	if len(stamp) < len(timeLayout) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(timeLayout, stamp[:len(timeLayout)])
+	return t, err == nil
 }
 
 func isStaleTemp(e fs.DirEntry) bool {

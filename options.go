@@ -12,6 +12,8 @@ const (
 	DefaultOutputDir     = "heapprofiles"
 	DefaultFlushInterval = 60 * time.Second
 	DefaultMaxFiles      = 100
+	DefaultRetainAll     = time.Hour
+	DefaultRetainHourly  = 24 * time.Hour
 
 	minFlushInterval = time.Second
 )
@@ -31,6 +33,8 @@ type config struct {
 	dir       string
 	interval  time.Duration
 	maxFiles  int
+	retainAll time.Duration
+	retainHr  time.Duration
 	maxLive   int
 	maxStacks int
 	depth     int
@@ -45,6 +49,8 @@ func defaultConfig() config {
 		dir:       DefaultOutputDir,
 		interval:  DefaultFlushInterval,
 		maxFiles:  DefaultMaxFiles,
+		retainAll: DefaultRetainAll,
+		retainHr:  DefaultRetainHourly,
 		maxLive:   defaultMaxLiveSamples,
 		maxStacks: defaultMaxStacks,
 		depth:     defaultStackDepth,
@@ -101,10 +107,12 @@ func WithFlushInterval(d time.Duration) Option {
 	})
 }
 
-// WithMaxFiles sets how many profile files are kept in the output
-// directory; after each write the oldest beyond n are deleted. It counts
-// every file named like this package's profiles, whichever process wrote
-// it, so a restarted program keeps honouring the bound. The default is 100.
+// WithMaxFiles bounds how many profile files are kept in the output
+// directory; after each write the oldest beyond n are deleted, whatever
+// WithRetention would keep. It counts every file named like this package's
+// profiles, whichever process wrote it, so a restarted program keeps
+// honouring the bound. The default is 100, room for an hour of files at
+// the default interval plus a day of hourly ones.
 func WithMaxFiles(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 1 {
@@ -176,6 +184,22 @@ func WithGoHeap(on bool) Option {
 func WithGCBeforeSnapshot(on bool) Option {
 	return optionFunc(func(c *config) error {
 		c.gcFirst = on
+		return nil
+	})
+}
+
+// WithRetention sets which profile files are kept, judged by the time in
+// their names: every file from the last `all`, then the oldest file of each
+// hour back to `hourly`; older files are deleted. A series thinned this way
+// stays cheap to keep and still shows a leak that takes a day to grow
+// (see cmd/leakhunt). WithMaxFiles caps the total on top. The defaults are
+// one hour and 24 hours; hourly must be at least all.
+func WithRetention(all, hourly time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if all < 0 || hourly < all {
+			return fmt.Errorf("WithRetention(%v, %v): want 0 <= all <= hourly", all, hourly)
+		}
+		c.retainAll, c.retainHr = all, hourly
 		return nil
 	})
 }

@@ -82,7 +82,7 @@ func Start(opts ...Option) (*Profiler, error) {
 	if running != nil {
 		return nil, errors.New("profiler: Start called while a profiler is running; Stop it first")
 	}
-	files, err := newFileStore(cfg.dir, cfg.maxFiles)
+	files, err := newFileStore(cfg.dir, cfg.maxFiles, cfg.retainAll, cfg.retainHr)
 	if err != nil {
 		return nil, fmt.Errorf("profiler: %w", err)
 	}

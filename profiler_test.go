@@ -375,7 +375,9 @@ func checkMode(t *testing.T, path string, want os.FileMode) {
 // process left (they are named the same way), and nothing else is touched.
 func TestMaxFiles(t *testing.T) {
 	dir := t.TempDir()
-	older := filepath.Join(dir, "heap-19990101T000000.000000000Z-1.pb.gz")
+	// Another process's profile from ten minutes ago: within WithRetention's
+	// default hour, so only the bound on files removes it.
+	older := filepath.Join(dir, "heap-"+time.Now().UTC().Add(-10*time.Minute).Format("20060102T150405.000000000")+"Z-1.pb.gz")
 	other := filepath.Join(dir, "notes.txt")
 	for _, f := range []string{older, other} {
 		if err := os.WriteFile(f, nil, 0o600); err != nil {

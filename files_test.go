@@ -1,0 +1,74 @@
+package profiler
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Retention keeps every file of the last `all`, then the oldest file of
+// each hour back to `hourly`, then applies maxFiles, oldest first.
+func TestRetention(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	name := func(ago time.Duration) string {
+		return "heap-" + now.Add(-ago).Format(timeLayout) + "Z-7.pb.gz"
+	}
+	var files []string
+	// One file a minute for three days: 4320 files, oldest first.
+	for ago := 72 * time.Hour; ago >= 0; ago -= time.Minute {
+		files = append(files, name(ago))
+	}
+	s := &fileStore{maxFiles: 1000, all: time.Hour, hourly: 24 * time.Hour}
+	drop := s.expired(files, now)
+	var keep []string
+	for _, f := range files {
+		if !slices.Contains(drop, f) {
+			keep = append(keep, f)
+		}
+	}
+	// 61 files in the last hour (ages 0..60 min) and one per hour for the
+	// 23 hours before it; the oldest of each hour is the one at :00.
+	if len(keep) != 61+23 {
+		t.Fatalf("kept %d files, want %d", len(keep), 61+23)
+	}
+	for h := 2; h <= 24; h++ {
+		if !slices.Contains(keep, name(time.Duration(h)*time.Hour)) {
+			t.Errorf("the file of %d hours ago is not kept", h)
+		}
+	}
+	if slices.Contains(keep, name(25*time.Hour)) || !slices.Contains(keep, name(59*time.Minute)) {
+		t.Errorf("kept the file of 25 h ago or dropped the one of 59 min ago")
+	}
+
+	// maxFiles caps the total, the oldest going first.
+	s.maxFiles = 10
+	drop = s.expired(files, now)
+	if got := len(files) - len(drop); got != 10 {
+		t.Errorf("with maxFiles 10 kept %d files", got)
+	}
+	if slices.Contains(drop, name(0)) || !slices.Contains(drop, name(10*time.Minute)) {
+		t.Errorf("maxFiles did not keep the newest ten")
+	}
+
+	// A name whose time does not parse is never deleted for its age.
+	odd := "heap-20261399T999999.000000000Z-7.pb.gz"
+	if slices.Contains((&fileStore{maxFiles: 10}).expired([]string{odd}, now), odd) {
+		t.Errorf("a file with an unparsable time was deleted")
+	}
+}
+
+// WithRetention refuses a negative window and an hourly one shorter than
+// the window of all files, naming itself.
+func TestRetentionOptionValidated(t *testing.T) {
+	for _, o := range []Option{WithRetention(-time.Second, time.Hour), WithRetention(2*time.Hour, time.Hour)} {
+		p, err := Start(o, WithOutputDir(t.TempDir()))
+		if err == nil {
+			p.Stop()
+			t.Fatal("Start accepted an invalid WithRetention")
+		}
+		if !strings.Contains(err.Error(), "WithRetention(") {
+			t.Errorf("error %q does not name WithRetention", err)
+		}
+	}
+}
