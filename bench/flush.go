@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"io"
+	"runtime"
+	"runtime/pprof"
+	"sync"
+	"testing"
+
+	"github.com/leakhunt/profiler"
+)
+
+// The flush comparison: the library holds FlushSamples live samples over
+// NumPaths distinct stacks; the runtime's heap profile holds the same
+// number of live objects allocated from the same NumPaths stacks. Both
+// write a gzipped pprof profile to io.Discard, in steady state (written
+// once before timing, so symbol caches are warm).
+const (
+	FlushSamples   = 100_000
+	flushAllocSize = 64
+)
+
+// Flush measures one WriteProfile of the library with FlushSamples live
+// samples over NumPaths stacks and the Go heap left out.
+func Flush(b *testing.B) {
+	p := startProfiler(b,
+		profiler.WithSamplingRate(1),
+		profiler.WithMaxLiveSamples(2*FlushSamples),
+		goHeapOff(),
+	)
+	for i := range FlushSamples {
+		CallPath(i%NumPaths, i, hookLeaf)
+	}
+	if err := p.WriteProfile(io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	var w countingWriter
+	if err := p.WriteProfile(&w); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.WriteProfile(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Metrics go after the loop: its first iteration resets them.
+	s := p.Stats()
+	b.ReportMetric(float64(s.LiveSamples), "live")
+	b.ReportMetric(float64(s.Stacks), "stacks")
+	b.ReportMetric(float64(w.n), "B/profile")
+}
+
+// hookLeaf reports one 64-byte allocation under a key unique to i.
+func hookLeaf(i int) { profiler.Alloc(uintptr(i+1)*64, flushAllocSize) }
+
+// BaselinePprofHeap measures pprof.Lookup("heap").WriteTo(io.Discard, 0)
+// with FlushSamples live objects allocated from the NumPaths stacks at
+// runtime.MemProfileRate = 1. It reports the number of buckets the runtime
+// profile holds, which also counts every other stack this process
+// allocated from.
+func BaselinePprofHeap(b *testing.B) {
+	runtimeFixture()
+	heap := pprof.Lookup("heap")
+	if err := heap.WriteTo(io.Discard, 0); err != nil {
+		b.Fatal(err)
+	}
+	var w countingWriter
+	if err := heap.WriteTo(&w, 0); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := heap.WriteTo(io.Discard, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	buckets, _ := runtime.MemProfile(nil, true)
+	b.ReportMetric(float64(buckets), "buckets")
+	b.ReportMetric(float64(w.n), "B/profile")
+}
+
+// goObjects holds the runtime fixture's objects live for the life of the
+// process; the runtime never drops a bucket, so building it twice would
+// add nothing but objects.
+var (
+	goObjects     []*[flushAllocSize]byte
+	goObjectsOnce sync.Once
+)
+
+// runtimeFixture allocates FlushSamples objects from the NumPaths stacks
+// with every allocation profiled, then runs two GCs so that the heap
+// profile (as of the last completed GC, up to two cycles old) shows them.
+func runtimeFixture() {
+	goObjectsOnce.Do(func() {
+		goObjects = make([]*[flushAllocSize]byte, FlushSamples)
+		old := runtime.MemProfileRate
+		runtime.MemProfileRate = 1
+		for i := range FlushSamples {
+			CallPath(i%NumPaths, i, goLeaf)
+		}
+		runtime.MemProfileRate = old
+		runtime.GC()
+		runtime.GC()
+	})
+}
+
+func goLeaf(i int) { goObjects[i] = new([flushAllocSize]byte) }
+
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}

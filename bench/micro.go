@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/leakhunt/profiler"
+)
+
+// Sinks keep results alive so the compiler cannot drop the work.
+var (
+	sink64   *[64]byte
+	sinkPCs  int
+	sinkU64  uint64
+	keySpace atomic.Uint64
+)
+
+// BaselineNew64 measures a 64-byte heap allocation, the cost the hook's
+// fast paths are compared with.
+func BaselineNew64(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		sink64 = new([64]byte)
+	}
+}
+
+// AllocUnsampled measures Alloc of 64 bytes under a fresh key at the
+// default sampling rate. About one call in 8192 is sampled and recorded;
+// that cost is included, as it is in a program.
+func AllocUnsampled(b *testing.B) {
+	startProfiler(b)
+	b.ReportAllocs()
+	var key uintptr
+	for b.Loop() {
+		key += 64
+		profiler.Alloc(key, 64)
+	}
+}
+
+// AllocNoProfiler measures Alloc with no profiler running: one atomic
+// load and a compare, the floor of any hook call.
+func AllocNoProfiler(b *testing.B) {
+	b.ReportAllocs()
+	var key uintptr
+	for b.Loop() {
+		key += 64
+		profiler.Alloc(key, 64)
+	}
+}
+
+// BaselineRandUint64 measures math/rand/v2.Uint64, the runtime's per-thread
+// ChaCha8 generator: the cost of one random draw per hook call.
+func BaselineRandUint64(b *testing.B) {
+	var s uint64
+	for b.Loop() {
+		s += rand.Uint64()
+	}
+	sinkU64 = s
+}
+
+// liveForFree is how many live samples the table holds while FreeUnsampled
+// runs, so that its key filter is as occupied as in a program.
+const liveForFree = 1 << 14
+
+// FreeUnsampled measures Free of keys that were never allocated, while the
+// table holds liveForFree live samples (recorded at rate 1; Free does not
+// depend on the rate).
+func FreeUnsampled(b *testing.B) {
+	startProfiler(b, profiler.WithSamplingRate(1), goHeapOff())
+	const liveBase = 1 << 40
+	for i := range liveForFree {
+		profiler.Alloc(liveBase+uintptr(i)*64, 64)
+	}
+	b.ReportAllocs()
+	var key uintptr
+	for b.Loop() {
+		key += 64
+		profiler.Free(key)
+	}
+}
+
+// AllocFreePair measures Alloc then Free of the same fresh key at the
+// default rate, on one goroutine.
+func AllocFreePair(b *testing.B) {
+	startProfiler(b)
+	b.ReportAllocs()
+	var key uintptr
+	for b.Loop() {
+		key += 64
+		profiler.Alloc(key, 64)
+		profiler.Free(key)
+	}
+}
+
+// AllocFreePairParallel is AllocFreePair on GOMAXPROCS goroutines with
+// disjoint keys. Its ns/op is wall time per pair over all goroutines, so
+// perfect scaling on 2 cores halves AllocFreePair's.
+func AllocFreePairParallel(b *testing.B) {
+	startProfiler(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		key := uintptr(keySpace.Add(1)) << 44
+		for pb.Next() {
+			key += 64
+			profiler.Alloc(key, 64)
+			profiler.Free(key)
+		}
+	})
+}
+
+// SampledDepth is the stack depth of the sampled-Alloc comparison.
+const SampledDepth = 32
+
+// AllocSampledDepth32 measures a sampled Alloc with a stack deeper than 32
+// frames, capturing 32 (rate 1, WithStackDepth(32)). Keys cycle through a
+// fixed set, so each call replaces a live record of the same stack: the
+// steady state of a hot allocation site.
+func AllocSampledDepth32(b *testing.B) {
+	startProfiler(b, profiler.WithSamplingRate(1), profiler.WithStackDepth(SampledDepth), goHeapOff())
+	b.ReportAllocs()
+	Recurse(SampledDepth, func() {
+		const keys = 1 << 12
+		var i uintptr
+		for b.Loop() {
+			i++
+			profiler.Alloc(i%keys*64+64, 64)
+		}
+	})
+}
+
+// BaselineCallersDepth32 measures runtime.Callers into a 32-slot buffer
+// from the same 32-deep recursion: the floor for any sampled Alloc.
+func BaselineCallersDepth32(b *testing.B) {
+	b.ReportAllocs()
+	Recurse(SampledDepth, func() {
+		var pcs [SampledDepth]uintptr
+		n := 0
+		for b.Loop() {
+			n += runtime.Callers(1, pcs[:])
+		}
+		sinkPCs = n
+	})
+}
