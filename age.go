@@ -22,7 +22,22 @@ var ageBuckets = [...]uint32{
 	86400, 172800, 345600, 604800, 1209600, 2592000, // days
 }
 
-// ageBucket returns the index of the largest boundary not above age.
+// ageBucket returns the index of the largest boundary not above age. Ages
+// under a minute, the most common, are looked up in a table.
 func ageBucket(age uint32) int {
+	if age < uint32(len(youngBuckets)) {
+		return int(youngBuckets[age])
+	}
 	return sort.Search(len(ageBuckets), func(i int) bool { return ageBuckets[i] > age }) - 1
 }
+
+var youngBuckets = func() (t [60]uint8) {
+	for age := range t {
+		for i, b := range ageBuckets {
+			if b <= uint32(age) {
+				t[age] = uint8(i)
+			}
+		}
+	}
+	return t
+}()

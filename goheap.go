@@ -47,49 +47,52 @@ func readGoHeap(gcFirst bool) (*profile.Profile, error) {
 	return prof, nil
 }
 
-// addGoHeap adds the samples of src, a runtime heap profile, labelled
-// heap=go. Values are already scaled by the runtime; they are reordered to
-// this profile's sample types by name, so a change in the runtime's order
-// cannot mix them up.
-func (b *profileBuilder) addGoHeap(src *profile.Profile) error {
-	index := make([]int, len(b.prof.SampleType))
-	for i, want := range b.prof.SampleType {
+// appendGoHeap appends the samples of src, a runtime heap profile,
+// labelled heap=go. Values are already scaled by the runtime; they are
+// reordered to this profile's sample types by name, so a change in the
+// runtime's order cannot mix them up.
+func (e *encoder) appendGoHeap(b []byte, src *profile.Profile) ([]byte, error) {
+	var index [len(sampleTypes)]int
+	for i, want := range sampleTypes {
 		index[i] = -1
 		for j, have := range src.SampleType {
-			if have.Type == want.Type && have.Unit == want.Unit {
+			if have.Type == want[0] && have.Unit == want[1] {
 				index[i] = j
 			}
 		}
 		if index[i] < 0 {
-			return fmt.Errorf("the Go heap profile has no %s/%s values", want.Type, want.Unit)
+			return b, fmt.Errorf("the Go heap profile has no %s/%s values", want[0], want[1])
 		}
 	}
+	var stk []byte
+	goHeap := e.str(goHeapName)
 	for _, s := range src.Sample {
-		out := &profile.Sample{
-			Location: make([]*profile.Location, 0, len(s.Location)),
-			Value:    make([]int64, len(index)),
-			Label:    map[string][]string{"heap": {goHeapName}},
-		}
+		v := [len(sampleTypes)]int64{}
 		for i, j := range index {
-			out.Value[i] = s.Value[j]
+			v[i] = s.Value[j]
 		}
-		if allZero(out.Value) {
+		if v == ([len(sampleTypes)]int64{}) {
 			continue
 		}
-		if b.ownMemory(s) {
-			out.Location = append(out.Location, b.synthetic(ownFrame))
+		stk = stk[:0]
+		if ownMemory(s) {
+			stk = appendVarint(stk, e.synthetic(ownFrame))
 		} else {
 			for _, l := range s.Location {
-				out.Location = append(out.Location, b.foreignLocation(l))
+				stk = appendVarint(stk, e.foreignLocation(l))
 			}
 		}
-		if size, ok := s.NumLabel["bytes"]; ok {
-			out.NumLabel = map[string][]int64{"bytes": size}
-			out.NumUnit = map[string][]string{"bytes": {"bytes"}}
-		}
-		b.prof.Sample = append(b.prof.Sample, out)
+		b = appendMessage(b, fieldSample, func(b []byte) []byte {
+			b = appendBytes(b, fieldSampleLocationID, stk)
+			b = e.appendValues(b, v[0], v[1], v[2], v[3])
+			b = appendStrLabel(b, e.heapKey, goHeap)
+			if size, ok := s.NumLabel["bytes"]; ok && len(size) == 1 {
+				b = appendNumLabel(b, e.bytesKey, size[0], e.bytesKey)
+			}
+			return b
+		})
 	}
-	return nil
+	return b, nil
 }
 
 // ownFrame stands for the profiler's own Go memory (its tables, stacks,
@@ -106,7 +109,7 @@ var ownPrefixes = func() []string {
 // itself. Such memory is real and stays in the profile, but under one
 // synthetic frame: with its own stack it would lead through the hook into
 // the caller's code and look like the caller's allocation.
-func (b *profileBuilder) ownMemory(s *profile.Sample) bool {
+func ownMemory(s *profile.Sample) bool {
 	for _, l := range s.Location {
 		for _, line := range l.Line {
 			if line.Function == nil {
@@ -122,32 +125,22 @@ func (b *profileBuilder) ownMemory(s *profile.Sample) bool {
 	return false
 }
 
-// foreignLocation returns this profile's Location for l, a Location of
+// foreignLocation returns the id of the Location for l, a Location of
 // another profile already symbolized; a Location at the same address that
 // a hook stack produced is shared.
-func (b *profileBuilder) foreignLocation(l *profile.Location) *profile.Location {
+func (e *encoder) foreignLocation(l *profile.Location) uint64 {
 	k := locKey{l.Address, len(l.Line)}
-	if own, ok := b.locs[k]; ok {
-		return own
+	if id, ok := e.locs[k]; ok {
+		return id
 	}
-	own := b.newLocation(k)
+	e.ids = e.ids[:0]
+	var lines []int64
 	for _, line := range l.Line {
 		if line.Function == nil {
 			continue
 		}
-		own.Line = append(own.Line, profile.Line{
-			Function: b.function(line.Function.Name, line.Function.Filename),
-			Line:     line.Line,
-		})
+		e.ids = append(e.ids, e.function(line.Function.Name, line.Function.Filename))
+		lines = append(lines, line.Line)
 	}
-	return own
-}
-
-func allZero(v []int64) bool {
-	for _, x := range v {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
+	return e.addLocation(k, e.ids, lines)
 }

@@ -36,6 +36,7 @@ type Profiler struct {
 	table   *liveTable
 	start   time.Time
 	files   *fileStore
+	enc     *encoder
 
 	group   errgroup.Group
 	flights singleflight.Group
@@ -93,6 +94,7 @@ func Start(opts ...Option) (*Profiler, error) {
 		table:   newLiveTable(cfg.maxLive, cfg.maxStacks),
 		start:   time.Now(),
 		files:   files,
+		enc:     newEncoder(processSymbols),
 		done:    make(chan struct{}),
 	}
 	p.prevMemProfileRate = runtime.MemProfileRate

@@ -23,6 +23,7 @@ const (
 type stack struct {
 	pcs       []uintptr
 	truncated bool   // deeper than the configured depth: the root end was cut
+	order     uint64 // sort key for output: a hash of pcs, the same in every run
 	next      *stack // next stack in the same shard with the same hash
 }
 
@@ -84,10 +85,22 @@ func (t *stackTable) intern(pcs []uintptr, truncated bool, hash uint64) *stack {
 	st := &stack{
 		pcs:       append([]uintptr(nil), pcs...),
 		truncated: truncated,
+		order:     orderKey(pcs),
 		next:      s.byHash[hash],
 	}
 	s.byHash[hash] = st
 	return st
+}
+
+// orderKey hashes pcs with FNV-1a, unseeded (unlike the interning hash),
+// so that output order does not change from run to run.
+func orderKey(pcs []uintptr) uint64 {
+	h := uint64(14695981039346656037)
+	for _, pc := range pcs {
+		h ^= uint64(pc)
+		h *= 1099511628211
+	}
+	return h
 }
 
 func equalPCs(a, b []uintptr) bool {

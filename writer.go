@@ -2,6 +2,7 @@ package profiler
 
 import (
 	"cmp"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
@@ -19,142 +20,441 @@ const (
 	overflowFrame  = "[stack table full]" // stack not stored: too many distinct stacks
 )
 
-// writeProfile builds the profile of the current state and writes it to w,
-// gzipped.
-func (p *Profiler) writeProfile(w io.Writer, now time.Time) error {
-	prof, err := p.buildProfile(now)
-	if err != nil {
-		return err
-	}
-	if err := prof.Write(w); err != nil {
-		return fmt.Errorf("encoding profile: %w", err)
-	}
-	return nil
+// The profile written is shaped like runtime/pprof's heap profile: the same
+// four sample types, period and labels, so every pprof habit (-sample_index,
+// -tagfocus, -diff_base) works on it. The sampler's weights are applied
+// here, at write time.
+
+var sampleTypes = [...][2]string{
+	{"alloc_objects", "count"},
+	{"alloc_space", "bytes"},
+	{"inuse_objects", "count"},
+	{"inuse_space", "bytes"},
 }
 
-// buildProfile turns the group table into a heap profile shaped like the one
-// runtime/pprof writes: the same four sample types, period and labels, so
-// every pprof habit (-sample_index, -tagfocus, -diff_base) works on it.
-// The weights of the sampler are applied here, at write time. The Go heap
-// source, when on, is read first so that its in-use figures and the hook's
-// are as close in time as they can be.
-func (p *Profiler) buildProfile(now time.Time) (*profile.Profile, error) {
+// writeProfile writes the profile of the current state to w, gzipped. The
+// Go heap, when on, is read first, outside the encoder's lock, and close
+// in time to the hook's snapshot.
+func (p *Profiler) writeProfile(w io.Writer, now time.Time) error {
 	var goHeap *profile.Profile
 	if p.cfg.goHeap {
 		var err error
 		if goHeap, err = readGoHeap(p.cfg.gcFirst); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	groups := p.table.groups.snapshot(nil)
-	// Sorted so that the same state always encodes to the same bytes.
+	return p.enc.encode(w, p, now, goHeap)
+}
+
+// encoder writes profiles straight in the protocol buffer format, keeping
+// its string, function and location tables, and each stack's list of
+// location ids, from one profile to the next: Go code does not move, so a
+// steady-state profile symbolizes nothing and builds no location again;
+// it costs the samples and a copy of the tables. The tables only grow, with
+// distinct stacks and label values, both bounded. It is safe for
+// concurrent use; profiles are encoded one at a time.
+type encoder struct {
+	mu      sync.Mutex
+	symbols *symbolCache
+	maps    []*profile.Mapping // sorted by Start
+
+	strings map[string]int64
+	strtab  []string
+	funcs   map[frameKey]uint64
+	locs    map[locKey]uint64
+	synth   map[string]uint64
+	nextLoc uint64
+	tables  []byte // every Mapping, Location and Function message so far
+	stacks  map[*stack][]byte
+	sets    [][]int64 // string indices of label sets, key and value pairs, by id-1
+	heaps   map[uint32]int64
+
+	// Indices of the strings every sample uses.
+	heapKey, bytesKey, ageKey, secondsUnit int64
+
+	// Scratch reused by every profile.
+	groups []*group
+	live   []int32
+	syms   []symbol
+	ids    []uint64
+	packed []byte
+	buf    []byte
+	zw     *gzip.Writer
+}
+
+type frameKey struct{ function, file string }
+
+// locKey identifies a Location: its address and the number of inlined
+// frames it spans, since a stack cut inside an inlined chain holds a
+// shorter Location at the same address.
+type locKey struct {
+	addr  uint64
+	lines int
+}
+
+func newEncoder(symbols *symbolCache) *encoder {
+	e := &encoder{
+		symbols: symbols,
+		maps:    processMappings(),
+		strings: map[string]int64{"": 0},
+		strtab:  []string{""},
+		funcs:   make(map[frameKey]uint64),
+		locs:    make(map[locKey]uint64),
+		synth:   make(map[string]uint64),
+		stacks:  make(map[*stack][]byte),
+		heaps:   make(map[uint32]int64),
+	}
+	e.heapKey, e.bytesKey, e.ageKey, e.secondsUnit = e.str("heap"), e.str("bytes"), e.str("age"), e.str("seconds")
+	for _, m := range e.maps {
+		e.tables = appendMessage(e.tables, fieldMapping, func(b []byte) []byte {
+			b = appendUint(b, fieldMappingID, m.ID)
+			b = appendUint(b, fieldMappingStart, m.Start)
+			b = appendUint(b, fieldMappingLimit, m.Limit)
+			b = appendUint(b, fieldMappingOffset, m.Offset)
+			b = appendInt(b, fieldMappingFilename, e.str(m.File))
+			b = appendInt(b, fieldMappingBuildID, e.str(m.BuildID))
+			b = appendBool(b, fieldMappingHasFunctions, m.HasFunctions)
+			b = appendBool(b, fieldMappingHasFilenames, m.HasFilenames)
+			b = appendBool(b, fieldMappingHasLineNumbers, m.HasLineNumbers)
+			return appendBool(b, fieldMappingHasInlineFrames, m.HasInlineFrames)
+		})
+	}
+	return e
+}
+
+// encode writes the profile of p's state at now, with the samples of
+// goHeap (nil when off), to w.
+func (e *encoder) encode(w io.Writer, p *Profiler, now time.Time, goHeap *profile.Profile) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	b := e.buf[:0]
+	for _, st := range sampleTypes {
+		b = e.appendValueType(b, fieldSampleType, st[0], st[1])
+	}
+	b = appendInt(b, fieldDefaultSampleType, e.str("inuse_space"))
+	b = e.appendValueType(b, fieldPeriodType, "space", "bytes")
+	b = appendInt(b, fieldPeriod, int64(p.sampler.rate))
+	b = appendInt(b, fieldTimeNanos, now.UnixNano())
+	b = appendInt(b, fieldDurationNanos, now.Sub(p.start).Nanoseconds())
+
+	// Sorted so that samples come out in a stable order. Live records are
+	// counted after the groups were listed: a group created since has an
+	// id beyond the counts and waits for the next profile.
+	groups := p.table.groups.snapshot(e.groups[:0])
 	slices.SortFunc(groups, compareGroups)
-
-	b := newProfileBuilder(processSymbols)
-	prof := b.prof
-	prof.TimeNanos = now.UnixNano()
-	prof.DurationNanos = now.Sub(p.start).Nanoseconds()
-	prof.Period = int64(p.sampler.rate)
-
-	// Live records by group and age, counted after the groups were listed:
-	// a group created since has an id beyond the buffer and waits for the
-	// next profile.
-	live := make([]int32, (len(groups)+1)*len(ageBuckets))
+	e.groups = groups
+	live := slices.Grow(e.live[:0], (len(groups)+1)*len(ageBuckets))[:(len(groups)+1)*len(ageBuckets)]
+	clear(live)
 	p.table.countLive(p.age(), uint32(len(groups)), live)
+	e.live = live
 	labelSets := p.table.labels.snapshot()
-
 	for _, g := range groups {
-		p.addGroup(b, g, live[int(g.id)*len(ageBuckets):][:len(ageBuckets)], labelSets)
+		b = e.appendGroup(b, p, g, live[int(g.id)*len(ageBuckets):][:len(ageBuckets)], labelSets)
 	}
-
 	if goHeap != nil {
-		if err := b.addGoHeap(goHeap); err != nil {
-			return nil, err
+		var err error
+		if b, err = e.appendGoHeap(b, goHeap); err != nil {
+			e.buf = b
+			return err
 		}
 	}
 
+	// Comments change with every profile: their strings go at the end of
+	// the table and are dropped from it afterwards.
+	base := len(e.strtab)
+	for _, c := range p.comments(len(labelSets)) {
+		e.strtab = append(e.strtab, c)
+		b = appendInt(b, fieldComment, int64(len(e.strtab)-1))
+	}
+	b = append(b, e.tables...)
+	for _, s := range e.strtab {
+		b = appendTag(b, fieldStringTable, wireBytes)
+		b = appendVarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	e.strtab = e.strtab[:base]
+	e.buf = b
+
+	// BestSpeed, as runtime/pprof uses: the profiles are small and a
+	// flush should cost little CPU.
+	if e.zw == nil {
+		e.zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+	} else {
+		e.zw.Reset(w)
+	}
+	if _, err := e.zw.Write(b); err != nil {
+		return fmt.Errorf("writing profile: %w", err)
+	}
+	if err := e.zw.Close(); err != nil {
+		return fmt.Errorf("writing profile: %w", err)
+	}
+	return nil
+}
+
+// comments describes the profile: rates, counts and anything dropped.
+func (p *Profiler) comments(labelSets int) []string {
 	t := p.table
-	prof.Comments = []string{
+	c := []string{
 		fmt.Sprintf("leakhunt heap profile: sampling rate %d bytes, stack depth %d", p.sampler.rate, p.depth),
 		fmt.Sprintf("samples=%d live=%d stacks=%d label_sets=%d dropped_live_table_full=%d dropped_group_table_full=%d label_sets_dropped=%d",
-			t.samples.Load(), t.count.Load(), t.stacks.count.Load(), len(labelSets),
+			t.samples.Load(), t.count.Load(), t.stacks.count.Load(), labelSets,
 			t.droppedLive.Load(), t.droppedGroup.Load(), t.labels.dropped.Load()),
 	}
 	if p.cfg.goHeap {
-		prof.Comments = append(prof.Comments, fmt.Sprintf(
+		gc := ""
+		if p.cfg.gcFirst {
+			gc = " (GC forced before this snapshot)"
+		}
+		c = append(c, fmt.Sprintf(
 			"go heap: runtime.MemProfileRate %d while profiling, %d before Start; in-use as of the last completed GC%s",
-			p.cfg.rate, p.prevMemProfileRate, map[bool]string{true: " (GC forced before this snapshot)"}[p.cfg.gcFirst]))
+			p.cfg.rate, p.prevMemProfileRate, gc))
 	}
-	return prof, nil
+	return c
 }
 
-// addGroup adds the samples of one group: one per age bucket of its live
-// allocations, labelled with the bucket's age. Each carries the cumulative
-// allocations of its live objects too, and the youngest also those already
-// freed, so every sample has in-use ≤ allocated, as in runtime/pprof's
-// profiles, and -tagfocus=age=... with -sample_index=alloc_space shows what
-// the old objects cost. A group with nothing live has one sample with no
-// age.
-func (p *Profiler) addGroup(b *profileBuilder, g *group, live []int32, labelSets [][]labelPair) {
+// appendGroup appends the samples of one group: one per age bucket of its
+// live allocations, labelled with the bucket's age. Each carries the
+// cumulative allocations of its live objects too, and the youngest also
+// those already freed, so every sample has in-use ≤ allocated, as in
+// runtime/pprof's profiles, and -tagfocus=age=... with
+// -sample_index=alloc_space shows what the old objects cost. A group with
+// nothing live has one sample with no age.
+func (e *encoder) appendGroup(b []byte, p *Profiler, g *group, live []int32, labelSets [][]labelPair) []byte {
 	allocs := g.allocs.Load() // read after live was counted, so allocs ≥ live
 	var total int64
 	for _, n := range live {
 		total += int64(n)
 	}
-	freed := max(allocs-total, 0)
 	if allocs == 0 && total == 0 {
-		return
+		return b
 	}
-	stk := b.stack(g.stk)
-	labels := sampleLabels(heapName(g.heap), g.labels, labelSets)
-	add := func(allocated, inuse int64, age []int64) {
+	freed := max(allocs-total, 0)
+	stk := e.stack(g.stk)
+	labels := e.labelSet(g.labels, labelSets)
+	heap, ok := e.heaps[g.heap]
+	if !ok {
+		heap = e.str(heapName(g.heap))
+		e.heaps[g.heap] = heap
+	}
+	sample := func(b []byte, allocated, inuse int64, age int64) []byte {
 		allocObjects, allocBytes := p.sampler.scale(allocated, g.size)
 		inuseObjects, inuseBytes := p.sampler.scale(inuse, g.size)
-		s := &profile.Sample{
-			Location: stk,
-			Value:    []int64{allocObjects, allocBytes, inuseObjects, inuseBytes},
-			Label:    labels,
-			NumLabel: map[string][]int64{"bytes": {g.size}},
-			NumUnit:  map[string][]string{"bytes": {"bytes"}},
-		}
-		if age != nil {
-			s.NumLabel["age"], s.NumUnit["age"] = age, []string{"seconds"}
-		}
-		b.prof.Sample = append(b.prof.Sample, s)
+		return appendMessage(b, fieldSample, func(b []byte) []byte {
+			b = appendBytes(b, fieldSampleLocationID, stk)
+			b = e.appendValues(b, allocObjects, allocBytes, inuseObjects, inuseBytes)
+			b = appendStrLabel(b, e.heapKey, heap)
+			for i := 0; i < len(labels); i += 2 {
+				b = appendStrLabel(b, labels[i], labels[i+1])
+			}
+			b = appendNumLabel(b, e.bytesKey, g.size, e.bytesKey)
+			if age >= 0 {
+				b = appendNumLabel(b, e.ageKey, age, e.secondsUnit)
+			}
+			return b
+		})
 	}
 	if total == 0 {
-		add(freed, 0, nil)
-		return
+		return sample(b, freed, 0, -1)
 	}
 	for bucket, n := range live {
 		if n == 0 {
 			continue
 		}
-		add(int64(n)+freed, int64(n), []int64{int64(ageBuckets[bucket])})
+		b = sample(b, int64(n)+freed, int64(n), int64(ageBuckets[bucket]))
 		freed = 0
 	}
+	return b
 }
 
-// sampleLabels returns the string labels of a hook sample: its heap and
-// the pprof labels of its label set. A pprof label named like one of the
-// profile's own (heap, and the numeric bytes and age) is left out rather
-// than mixed with it.
-func sampleLabels(heap string, set uint32, sets [][]labelPair) map[string][]string {
-	labels := map[string][]string{"heap": {heap}}
-	if set == 0 {
-		return labels
+func (e *encoder) appendValues(b []byte, v ...int64) []byte {
+	e.packed = e.packed[:0]
+	for _, x := range v {
+		e.packed = appendVarint(e.packed, uint64(x))
 	}
-	for _, l := range sets[set-1] {
-		switch l.key {
-		case "heap", "bytes", "age":
-			continue
+	return appendBytes(b, fieldSampleValue, e.packed)
+}
+
+// labelSet returns the string indices of label set id's keys and values,
+// in pairs, leaving out pprof labels named like the profile's own (heap,
+// and the numeric bytes and age), which would be confused with them.
+func (e *encoder) labelSet(id uint32, sets [][]labelPair) []int64 {
+	if id == 0 {
+		return nil
+	}
+	for int(id) > len(e.sets) {
+		var idx []int64
+		for _, l := range sets[len(e.sets)] {
+			switch l.key {
+			case "heap", "bytes", "age":
+				continue
+			}
+			idx = append(idx, e.str(l.key), e.str(l.value))
 		}
-		labels[l.key] = []string{l.value}
+		e.sets = append(e.sets, idx)
 	}
-	return labels
+	return e.sets[id-1]
 }
 
-// compareGroups orders groups by heap, stack, size and label set.
+func appendStrLabel(b []byte, key, value int64) []byte {
+	return appendMessage(b, fieldSampleLabel, func(b []byte) []byte {
+		b = appendInt(b, fieldLabelKey, key)
+		return appendInt(b, fieldLabelStr, value)
+	})
+}
+
+func appendNumLabel(b []byte, key, num, unit int64) []byte {
+	return appendMessage(b, fieldSampleLabel, func(b []byte) []byte {
+		b = appendInt(b, fieldLabelKey, key)
+		b = appendInt(b, fieldLabelNum, num)
+		return appendInt(b, fieldLabelNumUnit, unit)
+	})
+}
+
+func (e *encoder) appendValueType(b []byte, field int, typ, unit string) []byte {
+	return appendMessage(b, field, func(b []byte) []byte {
+		b = appendInt(b, fieldValueTypeType, e.str(typ))
+		return appendInt(b, fieldValueTypeUnit, e.str(unit))
+	})
+}
+
+// str returns the index of s in the string table, adding it if new.
+func (e *encoder) str(s string) int64 {
+	if i, ok := e.strings[s]; ok {
+		return i
+	}
+	i := int64(len(e.strtab))
+	e.strtab = append(e.strtab, s)
+	e.strings[s] = i
+	return i
+}
+
+// stack returns the packed location ids of st, leaf first, ending with a
+// synthetic frame if the stack was cut or could not be stored. The PCs of
+// an inlined chain share one Location, with a Line per function, innermost
+// first, as runtime/pprof writes them (its pcDeck), so -lines and the Go
+// heap's stacks agree with ours. runtime.goexit is left out, as
+// runtime/pprof does.
+func (e *encoder) stack(st *stack) []byte {
+	if ids, ok := e.stacks[st]; ok {
+		return ids
+	}
+	var ids []byte
+	if st == nil {
+		ids = appendVarint(ids, e.synthetic(overflowFrame))
+		e.stacks[st] = ids
+		return ids
+	}
+	syms := e.syms[:0]
+	for _, pc := range st.pcs {
+		if sym := e.symbols.lookup(pc); !sym.goexit {
+			syms = append(syms, sym)
+		}
+	}
+	e.syms = syms
+	for i := 0; i < len(syms); {
+		j := i + 1
+		for j < len(syms) && syms[j-1].inlined && syms[j].entry == syms[j-1].entry {
+			j++
+		}
+		ids = appendVarint(ids, e.location(syms[i:j]))
+		i = j
+	}
+	if st.truncated {
+		ids = appendVarint(ids, e.synthetic(truncatedFrame))
+	}
+	e.stacks[st] = ids
+	return ids
+}
+
+// location returns the id of the Location for one physical frame: the
+// symbols of an inlined chain, innermost first.
+func (e *encoder) location(chain []symbol) uint64 {
+	k := locKey{chain[0].addr, len(chain)}
+	if id, ok := e.locs[k]; ok {
+		return id
+	}
+	e.ids = e.ids[:0]
+	var lines []int64
+	for _, sym := range chain {
+		for _, f := range sym.frames {
+			e.ids = append(e.ids, e.function(f.function, f.file))
+			lines = append(lines, f.line)
+		}
+	}
+	return e.addLocation(k, e.ids, lines)
+}
+
+// addLocation appends a Location message with the given lines, as function
+// ids and line numbers, and returns its id.
+func (e *encoder) addLocation(k locKey, funcs []uint64, lines []int64) uint64 {
+	e.nextLoc++
+	id := e.nextLoc
+	e.locs[k] = id
+	e.tables = appendMessage(e.tables, fieldLocation, func(b []byte) []byte {
+		b = appendUint(b, fieldLocationID, id)
+		b = appendUint(b, fieldLocationMappingID, e.mappingID(k.addr))
+		b = appendUint(b, fieldLocationAddress, k.addr)
+		for i, f := range funcs {
+			b = appendMessage(b, fieldLocationLine, func(b []byte) []byte {
+				b = appendUint(b, fieldLineFunctionID, f)
+				return appendInt(b, fieldLineLine, lines[i])
+			})
+		}
+		return b
+	})
+	return id
+}
+
+// synthetic returns the id of a Location with no address standing for name.
+func (e *encoder) synthetic(name string) uint64 {
+	if id, ok := e.synth[name]; ok {
+		return id
+	}
+	e.nextLoc++
+	id := e.nextLoc
+	e.synth[name] = id
+	fn := e.function(name, "")
+	e.tables = appendMessage(e.tables, fieldLocation, func(b []byte) []byte {
+		b = appendUint(b, fieldLocationID, id)
+		return appendMessage(b, fieldLocationLine, func(b []byte) []byte {
+			return appendUint(b, fieldLineFunctionID, fn)
+		})
+	})
+	return id
+}
+
+// function returns the id of the Function with this name and file.
+func (e *encoder) function(name, file string) uint64 {
+	k := frameKey{name, file}
+	if id, ok := e.funcs[k]; ok {
+		return id
+	}
+	id := uint64(len(e.funcs) + 1)
+	e.funcs[k] = id
+	nameIdx, fileIdx := e.str(name), e.str(file)
+	e.tables = appendMessage(e.tables, fieldFunction, func(b []byte) []byte {
+		b = appendUint(b, fieldFunctionID, id)
+		b = appendInt(b, fieldFunctionName, nameIdx)
+		b = appendInt(b, fieldFunctionSystemName, nameIdx)
+		return appendInt(b, fieldFunctionFilename, fileIdx)
+	})
+	return id
+}
+
+// mappingID returns the id of the mapping that holds addr, 0 for none.
+func (e *encoder) mappingID(addr uint64) uint64 {
+	i := sort.Search(len(e.maps), func(i int) bool { return e.maps[i].Limit > addr })
+	if i < len(e.maps) && e.maps[i].Start <= addr {
+		return e.maps[i].ID
+	}
+	if len(e.maps) == 1 && e.maps[0].Limit == 0 {
+		return e.maps[0].ID // the fallback mapping stands for everything
+	}
+	return 0
+}
+
+// compareGroups orders groups by heap, label set, stack and size.
 func compareGroups(a, b *group) int {
 	if c := cmp.Compare(a.heap, b.heap); c != 0 {
 		return c
@@ -168,6 +468,9 @@ func compareGroups(a, b *group) int {
 	return cmp.Compare(a.size, b.size)
 }
 
+// compareStacks orders stacks by their order key, a hash of the PCs that
+// is the same in every run of a binary, and by the PCs on a tie: a full
+// comparison of every pair of stacks was a fifth of a flush.
 func compareStacks(a, b *stack) int {
 	switch {
 	case a == b:
@@ -176,6 +479,9 @@ func compareStacks(a, b *stack) int {
 		return -1
 	case b == nil:
 		return 1
+	}
+	if c := cmp.Compare(a.order, b.order); c != 0 {
+		return c
 	}
 	if c := slices.Compare(a.pcs, b.pcs); c != 0 {
 		return c
@@ -189,155 +495,8 @@ func compareStacks(a, b *stack) int {
 	return -1
 }
 
-// profileBuilder holds a profile under construction with its Locations and
-// Functions deduplicated.
-type profileBuilder struct {
-	prof     *profile.Profile
-	symbols  *symbolCache
-	locs     map[locKey]*profile.Location
-	syms     []symbol // scratch for stack
-	synth    map[string]*profile.Location
-	funcs    map[frameKey]*profile.Function
-	mappings []*profile.Mapping // sorted by Start
-}
-
-type frameKey struct{ function, file string }
-
-func newProfileBuilder(symbols *symbolCache) *profileBuilder {
-	maps := processMappings()
-	prof := &profile.Profile{
-		SampleType: []*profile.ValueType{
-			{Type: "alloc_objects", Unit: "count"},
-			{Type: "alloc_space", Unit: "bytes"},
-			{Type: "inuse_objects", Unit: "count"},
-			{Type: "inuse_space", Unit: "bytes"},
-		},
-		DefaultSampleType: "inuse_space",
-		PeriodType:        &profile.ValueType{Type: "space", Unit: "bytes"},
-		Mapping:           maps,
-	}
-	return &profileBuilder{
-		prof:     prof,
-		symbols:  symbols,
-		locs:     make(map[locKey]*profile.Location),
-		synth:    make(map[string]*profile.Location),
-		funcs:    make(map[frameKey]*profile.Function),
-		mappings: maps,
-	}
-}
-
-// stack returns the locations of st, leaf first, ending with a synthetic
-// frame if the stack was cut or could not be stored. The PCs of an inlined
-// chain share one Location, with a Line per function, innermost first, as
-// runtime/pprof writes them (its pcDeck), so -lines and the Go heap's
-// stacks agree with ours. runtime.goexit is left out, as runtime/pprof does.
-func (b *profileBuilder) stack(st *stack) []*profile.Location {
-	if st == nil {
-		return []*profile.Location{b.synthetic(overflowFrame)}
-	}
-	syms := b.syms[:0]
-	for _, pc := range st.pcs {
-		if sym := b.symbols.lookup(pc); !sym.goexit {
-			syms = append(syms, sym)
-		}
-	}
-	b.syms = syms
-	locs := make([]*profile.Location, 0, len(syms)+1)
-	for i := 0; i < len(syms); {
-		j := i + 1
-		for j < len(syms) && syms[j-1].inlined && syms[j].entry == syms[j-1].entry {
-			j++
-		}
-		locs = append(locs, b.location(syms[i:j]))
-		i = j
-	}
-	if st.truncated {
-		locs = append(locs, b.synthetic(truncatedFrame))
-	}
-	return locs
-}
-
-// location returns the Location for one physical frame: the symbols of an
-// inlined chain, innermost first.
-func (b *profileBuilder) location(chain []symbol) *profile.Location {
-	k := locKey{chain[0].addr, len(chain)}
-	if l, ok := b.locs[k]; ok {
-		return l
-	}
-	l := b.newLocation(k)
-	for _, sym := range chain {
-		for _, f := range sym.frames {
-			l.Line = append(l.Line, profile.Line{Function: b.function(f.function, f.file), Line: f.line})
-		}
-	}
-	return l
-}
-
-// locKey identifies a Location: its address and the number of inlined
-// frames it spans, since a stack cut inside an inlined chain holds a
-// shorter Location at the same address.
-type locKey struct {
-	addr  uint64
-	lines int
-}
-
-// newLocation adds an empty Location.
-func (b *profileBuilder) newLocation(k locKey) *profile.Location {
-	l := &profile.Location{
-		ID:      uint64(len(b.prof.Location) + 1),
-		Address: k.addr,
-		Mapping: b.mapping(k.addr),
-	}
-	b.prof.Location = append(b.prof.Location, l)
-	b.locs[k] = l
-	return l
-}
-
-// synthetic returns a Location with no address standing for name.
-func (b *profileBuilder) synthetic(name string) *profile.Location {
-	if l, ok := b.synth[name]; ok {
-		return l
-	}
-	l := &profile.Location{
-		ID:   uint64(len(b.prof.Location) + 1),
-		Line: []profile.Line{{Function: b.function(name, "")}},
-	}
-	b.prof.Location = append(b.prof.Location, l)
-	b.synth[name] = l
-	return l
-}
-
-func (b *profileBuilder) function(name, file string) *profile.Function {
-	k := frameKey{name, file}
-	if f, ok := b.funcs[k]; ok {
-		return f
-	}
-	f := &profile.Function{
-		ID:         uint64(len(b.prof.Function) + 1),
-		Name:       name,
-		SystemName: name,
-		Filename:   file,
-	}
-	b.prof.Function = append(b.prof.Function, f)
-	b.funcs[k] = f
-	return f
-}
-
-// mapping returns the mapping that holds addr, or nil.
-func (b *profileBuilder) mapping(addr uint64) *profile.Mapping {
-	i := sort.Search(len(b.mappings), func(i int) bool { return b.mappings[i].Limit > addr })
-	if i < len(b.mappings) && b.mappings[i].Start <= addr {
-		return b.mappings[i]
-	}
-	if len(b.mappings) == 1 && b.mappings[0].Limit == 0 {
-		return b.mappings[0] // the fallback mapping stands for everything
-	}
-	return nil
-}
-
 // processMappings returns fresh copies of this process's executable
-// mappings, read once: a profile's encoder assigns to its mappings, so two
-// profiles must not share them.
+// mappings, read once, sorted by address and numbered.
 func processMappings() []*profile.Mapping {
 	base := mappingsOnce()
 	out := make([]*profile.Mapping, len(base))
