@@ -403,8 +403,8 @@ func checkModelTable(t *testing.T, tbl *liveTable, heaps [2]*Heap, ref *modelRef
 
 	var slots uint64
 	cur := tbl.filter.cur.Load()
-	for i := range cur.slots {
-		slots += uint64(cur.slots[i].Load())
+	for i := range cur.slots() {
+		slots += uint64(cur.count(i))
 	}
 	if slots != uint64(want) {
 		t.Errorf("key filter counts %d keys, want %d: a drift would turn into lost Frees (low) or slow ones (high)", slots, want)

@@ -259,59 +259,86 @@ func (t *liveTable) removeHashed(k liveKey, h uint64) {
 // one atomic load and no write, so Free of an unsampled key never touches a
 // lock or a shared cache line. Nonzero slots are resolved by the table.
 //
-// The filter starts small, so that it stays in cache while few samples are
-// live (the common case at production rates), and grows fourfold whenever
-// the live samples reach a quarter of its slots, keeping the chance that an
-// unsampled key passes it under about 1 - exp(-1/4) ≈ 22%. It never grows
-// past maxFilterSlots (4 MiB) or four slots per WithMaxLiveSamples.
+// Slots are 8-bit counters, four to a word, so the filter is dense enough
+// to stay in cache. It starts small, for the few live samples of a
+// production rate, and grows fourfold whenever live samples reach a
+// sixteenth of its slots, which keeps the chance that an unsampled key
+// passes it, and costs a shard lock, under 1 - exp(-1/16) ≈ 6%. It never
+// grows past maxFilterSlots (4 MiB) or sixteen slots per WithMaxLiveSamples.
+// A counter that reaches 255 sticks there until the next resize: its keys
+// then always go to the table, which is slower but never wrong.
 type keyFilter struct {
 	cur atomic.Pointer[filterSlots]
 	max uint64 // slots at most
 }
 
 type filterSlots struct {
-	slots []atomic.Uint32
-	mask  uint64
+	words []atomic.Uint32 // four 8-bit counters each
+	mask  uint64          // slots - 1
 }
 
 const (
-	minFilterSlots = 1 << 12
-	maxFilterSlots = 1 << 20
+	minFilterSlots = 1 << 14
+	maxFilterSlots = 1 << 22
+	filterLoad     = 16 // slots per live sample before the filter grows
 )
 
 func newFilterSlots(n uint64) *filterSlots {
-	return &filterSlots{slots: make([]atomic.Uint32, n), mask: n - 1}
+	return &filterSlots{words: make([]atomic.Uint32, n/4), mask: n - 1}
+}
+
+func (c *filterSlots) slots() uint64 { return c.mask + 1 }
+
+// counter returns the word holding slot h's counter and its shift.
+func (c *filterSlots) counter(h uint64) (*atomic.Uint32, uint) {
+	i := h & c.mask
+	return &c.words[i/4], uint(i%4) * 8
+}
+
+// count returns slot h's counter.
+func (c *filterSlots) count(h uint64) uint32 {
+	w, shift := c.counter(h)
+	return w.Load() >> shift & 0xff
+}
+
+// add adds delta (1 or -1) to slot h's counter, unless it is stuck at 255.
+func (c *filterSlots) add(h uint64, delta int) {
+	w, shift := c.counter(h)
+	for {
+		old := w.Load()
+		n := old >> shift & 0xff
+		if n == 0xff || (delta < 0 && n == 0) {
+			return
+		}
+		next := old + 1<<shift
+		if delta < 0 {
+			next = old - 1<<shift
+		}
+		if w.CompareAndSwap(old, next) {
+			return
+		}
+	}
 }
 
 func newKeyFilter(maxLive int) *keyFilter {
-	most := min(uint64(maxLive)*4, maxFilterSlots)
-	most = 1 << bits.Len64(most-1)
+	most := min(uint64(maxLive)*filterLoad, maxFilterSlots)
+	most = max(uint64(1)<<bits.Len64(most-1), 4)
 	f := &keyFilter{max: most}
 	f.cur.Store(newFilterSlots(min(most, minFilterSlots)))
 	return f
 }
 
-func (f *keyFilter) mayContain(h uint64) bool {
-	c := f.cur.Load()
-	return c.slots[h&c.mask].Load() != 0
-}
+func (f *keyFilter) mayContain(h uint64) bool { return f.cur.Load().count(h) != 0 }
 
 // add and remove are called under the lock of the shard holding the key,
 // which a resize holds too, so they always update the filter in use.
-func (f *keyFilter) add(h uint64) {
-	c := f.cur.Load()
-	c.slots[h&c.mask].Add(1)
-}
-
-func (f *keyFilter) remove(h uint64) {
-	c := f.cur.Load()
-	c.slots[h&c.mask].Add(^uint32(0))
-}
+func (f *keyFilter) add(h uint64)    { f.cur.Load().add(h, 1) }
+func (f *keyFilter) remove(h uint64) { f.cur.Load().add(h, -1) }
 
 // wantsGrowth reports whether live keys have outgrown the filter.
 func (f *keyFilter) wantsGrowth(live int64) bool {
-	n := uint64(len(f.cur.Load().slots))
-	return n < f.max && uint64(live) > n/4
+	n := f.cur.Load().slots()
+	return n < f.max && uint64(live) > n/filterLoad
 }
 
 // grow replaces the filter by one four times larger, rebuilt from the
@@ -328,11 +355,10 @@ func (t *liveTable) grow() {
 	for i := range t.shards {
 		t.shards[i].mu.Lock()
 	}
-	n := min(uint64(len(t.filter.cur.Load().slots))*4, t.filter.max)
-	next := newFilterSlots(n)
+	next := newFilterSlots(min(t.filter.cur.Load().slots()*4, t.filter.max))
 	for i := range t.shards {
 		for k := range t.shards[i].live {
-			next.slots[hashKey(k)&next.mask].Add(1)
+			next.add(hashKey(k), 1)
 		}
 	}
 	t.filter.cur.Store(next)

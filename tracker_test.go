@@ -10,11 +10,11 @@ import (
 // ever), and the filter's counts must match the records afterwards.
 func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	tbl := newLiveTable(1<<20, 16)
-	gid := tbl.groups.find(tbl.stacks, 1, []uintptr{1}, false, 1, 8)
+	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, false, 1, 8)
 	if gid == 0 {
 		t.Fatal("no group")
 	}
-	before := len(tbl.filter.cur.Load().slots)
+	before := tbl.filter.cur.Load().slots()
 
 	const workers, perWorker = 4, 20000
 	var wg sync.WaitGroup
@@ -31,7 +31,7 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	}
 	wg.Wait()
 
-	after := len(tbl.filter.cur.Load().slots)
+	after := tbl.filter.cur.Load().slots()
 	if after <= before {
 		t.Fatalf("filter did not grow: %d slots before and after %d live keys", before, tbl.count.Load())
 	}
@@ -48,8 +48,8 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	}
 	var sum uint64
 	cur := tbl.filter.cur.Load()
-	for i := range cur.slots {
-		sum += uint64(cur.slots[i].Load())
+	for i := range cur.slots() {
+		sum += uint64(cur.count(i))
 	}
 	if sum != 0 {
 		t.Errorf("filter counts %d keys after all were freed, want 0", sum)
@@ -60,11 +60,32 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 // The filter never grows past four slots per allowed live sample.
 func TestKeyFilterBound(t *testing.T) {
 	tbl := newLiveTable(2000, 16)
-	gid := tbl.groups.find(tbl.stacks, 1, []uintptr{1}, false, 1, 8)
+	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, false, 1, 8)
 	for i := range uintptr(2000) {
 		tbl.insert(liveKey{key: i, heap: 1}, gid, 0)
 	}
-	if n := len(tbl.filter.cur.Load().slots); n != 8192 {
-		t.Errorf("filter has %d slots for at most 2000 live samples, want 8192 (4 per sample, rounded up to a power of two)", n)
+	if n := tbl.filter.cur.Load().slots(); n != 32768 {
+		t.Errorf("filter has %d slots for at most 2000 live samples, want 32768 (16 per sample, rounded up to a power of two)", n)
+	}
+}
+
+// A counter that would pass 255 sticks there: its keys always go to the
+// table from then on, and no Free of them is ever turned away. Its
+// neighbours in the same word are untouched.
+func TestKeyFilterCounterSaturates(t *testing.T) {
+	c := newFilterSlots(16)
+	const h = 5
+	for range 300 {
+		c.add(h, 1)
+	}
+	c.add(h+1, 1)
+	for range 300 {
+		c.add(h, -1)
+	}
+	if got := c.count(h); got != 255 {
+		t.Errorf("counter after 300 adds and 300 removes = %d, want stuck at 255", got)
+	}
+	if got, next, prev := c.count(h+1), c.count(h+2), c.count(h-1); got != 1 || next != 0 || prev != 0 {
+		t.Errorf("neighbouring counters = %d, %d, %d; want 1, 0, 0", prev, got, next)
 	}
 }
