@@ -36,7 +36,12 @@
 //	C.free(p)
 //
 // and Go objects can be reported with Track, which follows them to their
-// collection with runtime.AddCleanup.
+// collection with runtime.AddCleanup. AllocContext and TrackContext also
+// record the pprof labels of a context (tenant, endpoint) on sampled
+// allocations, and every live hook sample carries its age, so that
+// `go tool pprof -tagfocus=age=1hr:` shows the objects that stay. The
+// command cmd/leakhunt ranks allocation sites by steady growth over a
+// series of profiles.
 //
 // # Sampling
 //
@@ -46,8 +51,10 @@
 // own default): an allocation of s bytes is sampled with probability
 // p(s) = 1 - exp(-s/R), independently of all others. Only sampled
 // allocations capture a stack (raw program counters, symbolized later in the
-// background) and enter the live-object table; everything else costs the
-// hook a random draw and a compare, with no lock and no shared write.
+// background) and enter the live-object table. Everything else costs the
+// hook a countdown of bytes on the current P, as in the runtime's own
+// sampler, and a look at a small filter of live keys, with no lock, no
+// shared write and no allocation.
 //
 // The Go heap is sampled by the runtime itself, with the same process and
 // runtime.MemProfileRate as R. While the profiler runs with the Go heap
@@ -90,11 +97,15 @@
 // inuse_space (the default), period type space/bytes with the sampling
 // rate as period, a numeric label bytes with the object size, and a string
 // label heap naming the source: "go" for the Go heap, a Heap's name for the
-// hook ("default" for the package-level functions). The comments give the
+// hook ("default" for the package-level functions), on the hook's in-use
+// samples a numeric label age in seconds, rounded down to round values
+// (see README), and the caller's pprof labels where AllocContext or
+// TrackContext captured them. The comments give the
 // rates, sample counts and anything dropped. Files are named
 // heap-<UTC time>-<pid>.pb.gz, written with mode 0600 into a 0700
 // directory through a temporary file and a rename, so a reader never sees
-// a partial profile, and only the newest WithMaxFiles are kept. A failed
+// a partial profile. Every file of the last hour is kept, then one per hour
+// for a day (WithRetention), and at most WithMaxFiles in all. A failed
 // write is logged (WithLogger), counted in Stats and retried at the next
 // interval; the program never notices.
 //
