@@ -74,13 +74,19 @@ func (e *encoder) appendGoHeap(b []byte, src *profile.Profile) ([]byte, error) {
 		if v == ([len(sampleTypes)]int64{}) {
 			continue
 		}
+		// The profiler's own memory goes under one synthetic frame: with
+		// its own stack it would lead through the hook into the caller's
+		// code and look like the caller's allocation. It stays in the
+		// profile, since it is real.
 		stk = stk[:0]
-		if ownMemory(s) {
-			stk = appendVarint(stk, e.synthetic(ownFrame))
-		} else {
-			for _, l := range s.Location {
-				stk = appendVarint(stk, e.foreignLocation(l))
-			}
+		own := false
+		for _, l := range s.Location {
+			id := e.foreignLocation(l)
+			own = own || e.ownLoc[id]
+			stk = appendVarint(stk, id)
+		}
+		if own {
+			stk = appendVarint(stk[:0], e.synthetic(ownFrame))
 		}
 		b = appendMessage(b, fieldSample, func(b []byte) []byte {
 			b = appendBytes(b, fieldSampleLocationID, stk)
@@ -105,21 +111,12 @@ var ownPrefixes = func() []string {
 	return []string{pkg + ".", pkg + "/internal/"}
 }()
 
-// ownMemory reports whether a Go heap sample was allocated by the profiler
-// itself. Such memory is real and stays in the profile, but under one
-// synthetic frame: with its own stack it would lead through the hook into
-// the caller's code and look like the caller's allocation.
-func ownMemory(s *profile.Sample) bool {
-	for _, l := range s.Location {
-		for _, line := range l.Line {
-			if line.Function == nil {
-				continue
-			}
-			for _, prefix := range ownPrefixes {
-				if strings.HasPrefix(line.Function.Name, prefix) {
-					return true
-				}
-			}
+// isOwnFunction reports whether a function belongs to this module's
+// library code.
+func isOwnFunction(name string) bool {
+	for _, prefix := range ownPrefixes {
+		if strings.HasPrefix(name, prefix) {
+			return true
 		}
 	}
 	return false

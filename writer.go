@@ -66,6 +66,8 @@ type encoder struct {
 	nextLoc uint64
 	tables  []byte // every Mapping, Location and Function message so far
 	stacks  map[*stack][]byte
+	ownFunc []bool    // by function id: the profiler's own code
+	ownLoc  []bool    // by location id: a line of the profiler's own code
 	sets    [][]int64 // string indices of label sets, key and value pairs, by id-1
 	heaps   map[uint32]int64
 
@@ -103,6 +105,8 @@ func newEncoder(symbols *symbolCache) *encoder {
 		synth:   make(map[string]uint64),
 		stacks:  make(map[*stack][]byte),
 		heaps:   make(map[uint32]int64),
+		ownFunc: []bool{false},
+		ownLoc:  []bool{false},
 	}
 	e.heapKey, e.bytesKey, e.ageKey, e.secondsUnit = e.str("heap"), e.str("bytes"), e.str("age"), e.str("seconds")
 	for _, m := range e.maps {
@@ -391,6 +395,11 @@ func (e *encoder) addLocation(k locKey, funcs []uint64, lines []int64) uint64 {
 	e.nextLoc++
 	id := e.nextLoc
 	e.locs[k] = id
+	own := false
+	for _, f := range funcs {
+		own = own || e.ownFunc[f]
+	}
+	e.ownLoc = append(e.ownLoc, own)
 	e.tables = appendMessage(e.tables, fieldLocation, func(b []byte) []byte {
 		b = appendUint(b, fieldLocationID, id)
 		b = appendUint(b, fieldLocationMappingID, e.mappingID(k.addr))
@@ -414,6 +423,7 @@ func (e *encoder) synthetic(name string) uint64 {
 	e.nextLoc++
 	id := e.nextLoc
 	e.synth[name] = id
+	e.ownLoc = append(e.ownLoc, false)
 	fn := e.function(name, "")
 	e.tables = appendMessage(e.tables, fieldLocation, func(b []byte) []byte {
 		b = appendUint(b, fieldLocationID, id)
@@ -432,6 +442,7 @@ func (e *encoder) function(name, file string) uint64 {
 	}
 	id := uint64(len(e.funcs) + 1)
 	e.funcs[k] = id
+	e.ownFunc = append(e.ownFunc, isOwnFunction(name))
 	nameIdx, fileIdx := e.str(name), e.str(file)
 	e.tables = appendMessage(e.tables, fieldFunction, func(b []byte) []byte {
 		b = appendUint(b, fieldFunctionID, id)

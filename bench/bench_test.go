@@ -29,6 +29,7 @@ func BenchmarkWorkloadHookedRate1(b *testing.B)      { WorkloadHookedRate1(b) }
 // flush pair first.
 func BenchmarkBaselinePprofHeap(b *testing.B) { BaselinePprofHeap(b) }
 func BenchmarkFlush(b *testing.B)             { Flush(b) }
+func BenchmarkFlushGoHeap(b *testing.B)       { FlushGoHeap(b) }
 
 func BenchmarkBaselineMapMemory(b *testing.B)     { BaselineMapMemory(b) }
 func BenchmarkTableMemory(b *testing.B)           { TableMemory(b) }

@@ -113,3 +113,39 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	w.n += int64(len(p))
 	return len(p), nil
 }
+
+// FlushGoHeap is Flush with the Go heap source on, in a process whose
+// runtime heap profile holds the NumPaths stacks of the runtime fixture:
+// the cost of merging the Go heap, beside Flush (off) and
+// BaselinePprofHeap (the runtime's own WriteTo) on the same stacks.
+// Start sets runtime.MemProfileRate to the sampling rate, 1 here for the
+// hook's table; the benchmark puts the runtime's default back at once, as
+// a program at a production rate would have it, so that the flushes' own
+// allocations are not each recorded by the runtime.
+func FlushGoHeap(b *testing.B) {
+	runtimeFixture()
+	p := startProfiler(b,
+		profiler.WithSamplingRate(1),
+		profiler.WithMaxLiveSamples(2*FlushSamples),
+	)
+	runtime.MemProfileRate = 512 * 1024
+	for i := range FlushSamples {
+		CallPath(i%NumPaths, i, hookLeaf)
+	}
+	if err := p.WriteProfile(io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	var w countingWriter
+	if err := p.WriteProfile(&w); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.WriteProfile(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	buckets, _ := runtime.MemProfile(nil, true)
+	b.ReportMetric(float64(buckets), "buckets")
+	b.ReportMetric(float64(w.n), "B/profile")
+}
