@@ -88,6 +88,11 @@ func allocForTenant(ctx context.Context, h *profiler.Heap, key uintptr, size int
 //go:noinline
 func trackForTenant(ctx context.Context, obj *[1024]byte) { profiler.TrackContext(ctx, obj) }
 
+//go:noinline
+func trackSizedForTenant(ctx context.Context, h *profiler.Heap, obj *[1024]byte) {
+	h.TrackSizeContext(ctx, obj, 2000)
+}
+
 // pprof labels in the context reach the profile as string labels and
 // -tagfocus selects them, for Alloc and Track alike.
 func TestContextLabelsWithPprofTagfocus(t *testing.T) {
@@ -97,13 +102,16 @@ func TestContextLabelsWithPprofTagfocus(t *testing.T) {
 	}
 	t.Cleanup(func() { p.Stop() })
 	h := profiler.NewHeap("tenants")
-	kept := make([]*[1024]byte, 0, 3)
+	kept := make([]*[1024]byte, 0, 6)
 	for i, tenant := range []string{"acme", "acme", "globex"} {
 		pprof.Do(context.Background(), pprof.Labels("tenant", tenant, "endpoint", "/upload"), func(ctx context.Context) {
 			allocForTenant(ctx, h, uintptr(i), 1000*(i+1))
 			obj := new([1024]byte)
 			kept = append(kept, obj)
 			trackForTenant(ctx, obj)
+			sized := new([1024]byte)
+			kept = append(kept, sized)
+			trackSizedForTenant(ctx, h, sized)
 		})
 	}
 	allocForTenant(context.Background(), h, 99, 5) // no labels at all
@@ -129,16 +137,18 @@ func TestContextLabelsWithPprofTagfocus(t *testing.T) {
 			t.Errorf("sample %v lacks endpoint=/upload: %v", s.Value, s.Label)
 		}
 	}
-	if acme != 3000 || globex != 3000 || none != 5 {
-		t.Errorf("in use by tenant: acme %d, globex %d, unlabelled %d; want 3000, 3000, 5", acme, globex, none)
+	// Through the hook: 1000+2000 for acme, 3000 for globex; plus one
+	// 2000-byte TrackSizeContext object per request.
+	if acme != 3000+2*2000 || globex != 3000+2000 || none != 5 {
+		t.Errorf("in use by tenant: acme %d, globex %d, unlabelled %d; want 7000, 5000, 5", acme, globex, none)
 	}
 
 	out := pproftest.Run(t, "-top", "-tagfocus=tenant=globex", path)
 	if !strings.Contains(out, "allocForTenant") || !strings.Contains(out, "trackForTenant") {
 		t.Errorf("-tagfocus=tenant=globex lacks the tenant's sites:\n%s", out)
 	}
-	if !strings.Contains(out, "3.93kB") { // 3000 B through the hook + one 1 KiB tracked object = 4024 B
-		t.Errorf("-tagfocus=tenant=globex does not total 3.93kB:\n%s", out)
+	if !strings.Contains(out, "5.88kB") { // 3000 B through the hook + a 1 KiB and a 2000 B tracked object = 6024 B
+		t.Errorf("-tagfocus=tenant=globex does not total 5.88kB:\n%s", out)
 	}
 	if st := p.Stats(); st.LabelSets != 2 || st.LabelSetsDropped != 0 {
 		t.Errorf("Stats: %d label sets, %d dropped; want 2 and 0", st.LabelSets, st.LabelSetsDropped)

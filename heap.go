@@ -70,7 +70,7 @@ const goHeapName = "go"
 // logical frames count whether or not they were inlined).
 const (
 	skipAlloc = 4 // Callers, record, Profiler.alloc(Context), (Heap.)Alloc(Context)
-	skipTrack = 5 // Callers, record, Profiler.track, Heap.track, (Heap.)Track(Size|Context)
+	skipTrack = 5 // Callers, record, Profiler.track, Heap.track, (Heap.)Track(Size)(Context)
 )
 
 // Alloc reports that size bytes were allocated under key in this heap. If
@@ -117,6 +117,12 @@ func (h *Heap) Track(obj any) {
 // AllocContext.
 func (h *Heap) TrackContext(ctx context.Context, obj any) {
 	ptr, size := pointerOf(obj)
+	h.track(ctx, ptr, size)
+}
+
+// TrackSizeContext is TrackSize that also records the pprof labels in ctx.
+func (h *Heap) TrackSizeContext(ctx context.Context, obj any, size int) {
+	ptr, _ := pointerOf(obj)
 	h.track(ctx, ptr, size)
 }
 
@@ -181,6 +187,11 @@ func TrackSize[T any](obj *T, size int) {
 // Heap.AllocContext.
 func TrackContext[T any](ctx context.Context, obj *T) {
 	defaultHeap.track(ctx, unsafe.Pointer(obj), int(unsafe.Sizeof(*obj)))
+}
+
+// TrackSizeContext is TrackSize that also records the pprof labels in ctx.
+func TrackSizeContext[T any](ctx context.Context, obj *T, size int) {
+	defaultHeap.track(ctx, unsafe.Pointer(obj), size)
 }
 
 // track is every Track variant; ctx is nil for those without labels.
