@@ -94,7 +94,7 @@ func Start(opts ...Option) (*Profiler, error) {
 		table:   newLiveTable(cfg.maxLive, cfg.maxStacks),
 		start:   time.Now(),
 		files:   files,
-		enc:     newEncoder(processSymbols),
+		enc:     newEncoder(processSymbols, cfg.depth),
 		done:    make(chan struct{}),
 	}
 	p.prevMemProfileRate = runtime.MemProfileRate

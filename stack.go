@@ -21,15 +21,14 @@ const (
 // stack is an interned call stack, leaf first. It never changes once
 // interned, so whoever holds a pointer to it reads it without a lock.
 type stack struct {
-	pcs       []uintptr
-	truncated bool   // deeper than the configured depth: the root end was cut
-	order     uint64 // sort key for output: a hash of pcs, the same in every run
-	next      *stack // next stack in the same shard with the same hash
+	pcs   []uintptr
+	order uint64 // sort key for output: a hash of pcs, the same in every run
+	next  *stack // next stack in the same shard with the same hash
 }
 
 // matches reports whether st is the stack pcs (nil matches nothing).
-func (st *stack) matches(pcs []uintptr, truncated bool) bool {
-	return st != nil && st.truncated == truncated && equalPCs(st.pcs, pcs)
+func (st *stack) matches(pcs []uintptr) bool {
+	return st != nil && equalPCs(st.pcs, pcs)
 }
 
 const stackShards = 16
@@ -69,12 +68,12 @@ func (t *stackTable) hash(pcs []uintptr) uint64 {
 
 // intern returns the stack equal to pcs, adding a copy if it is new. It
 // returns nil when the stack is new and the table already holds max stacks.
-func (t *stackTable) intern(pcs []uintptr, truncated bool, hash uint64) *stack {
+func (t *stackTable) intern(pcs []uintptr, hash uint64) *stack {
 	s := &t.shards[hash%stackShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for st := s.byHash[hash]; st != nil; st = st.next {
-		if st.matches(pcs, truncated) {
+		if st.matches(pcs) {
 			return st
 		}
 	}
@@ -83,10 +82,9 @@ func (t *stackTable) intern(pcs []uintptr, truncated bool, hash uint64) *stack {
 		return nil
 	}
 	st := &stack{
-		pcs:       append([]uintptr(nil), pcs...),
-		truncated: truncated,
-		order:     orderKey(pcs),
-		next:      s.byHash[hash],
+		pcs:   append([]uintptr(nil), pcs...),
+		order: orderKey(pcs),
+		next:  s.byHash[hash],
 	}
 	s.byHash[hash] = st
 	return st

@@ -55,16 +55,16 @@ func (t *groupTable) get(id uint32) *group {
 // A stack that does not fit in the stack table lands in its heap's overflow
 // group for that size (stk == nil), so its bytes still count. find returns
 // 0 when the group table is full.
-func (t *groupTable) find(stacks *stackTable, heap, labels uint32, pcs []uintptr, truncated bool, pcHash uint64, size int64) uint32 {
+func (t *groupTable) find(stacks *stackTable, heap, labels uint32, pcs []uintptr, pcHash uint64, size int64) uint32 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h := groupHash(pcHash, heap, labels, size)
 	for g := t.byHash[h]; g != nil; g = g.next {
-		if g.heap == heap && g.labels == labels && g.size == size && g.stk.matches(pcs, truncated) {
+		if g.heap == heap && g.labels == labels && g.size == size && g.stk.matches(pcs) {
 			return g.id
 		}
 	}
-	stk := stacks.intern(pcs, truncated, pcHash)
+	stk := stacks.intern(pcs, pcHash)
 	if stk == nil {
 		h = groupHash(0, heap, labels, size)
 		for g := t.byHash[h]; g != nil; g = g.next {

@@ -10,7 +10,7 @@ import (
 // ever), and the filter's counts must match the records afterwards.
 func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	tbl := newLiveTable(1<<20, 16)
-	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, false, 1, 8)
+	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, 1, 8)
 	if gid == 0 {
 		t.Fatal("no group")
 	}
@@ -60,7 +60,7 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 // The filter never grows past four slots per allowed live sample.
 func TestKeyFilterBound(t *testing.T) {
 	tbl := newLiveTable(2000, 16)
-	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, false, 1, 8)
+	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, 1, 8)
 	for i := range uintptr(2000) {
 		tbl.insert(liveKey{key: i, heap: 1}, gid, 0)
 	}

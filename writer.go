@@ -56,6 +56,7 @@ func (p *Profiler) writeProfile(w io.Writer, now time.Time) error {
 type encoder struct {
 	mu      sync.Mutex
 	symbols *symbolCache
+	depth   int                // the profiler's stack depth: a stack this long may be cut
 	maps    []*profile.Mapping // sorted by Start
 
 	strings map[string]int64
@@ -94,9 +95,10 @@ type locKey struct {
 	lines int
 }
 
-func newEncoder(symbols *symbolCache) *encoder {
+func newEncoder(symbols *symbolCache, depth int) *encoder {
 	e := &encoder{
 		symbols: symbols,
+		depth:   depth,
 		maps:    processMappings(),
 		strings: map[string]int64{"": 0},
 		strtab:  []string{""},
@@ -334,7 +336,10 @@ func (e *encoder) str(s string) int64 {
 }
 
 // stack returns the packed location ids of st, leaf first, ending with a
-// synthetic frame if the stack was cut or could not be stored. The PCs of
+// synthetic frame if the stack was cut or could not be stored. A stack is
+// cut when it fills the whole depth without reaching the root every
+// goroutine has, runtime.goexit: capturing exactly the depth, and judging
+// here, spares the sampled path an extra frame of unwinding. The PCs of
 // an inlined chain share one Location, with a Line per function, innermost
 // first, as runtime/pprof writes them (its pcDeck), so -lines and the Go
 // heap's stacks agree with ours. runtime.goexit is left out, as
@@ -350,9 +355,12 @@ func (e *encoder) stack(st *stack) []byte {
 		return ids
 	}
 	syms := e.syms[:0]
+	truncated := len(st.pcs) == e.depth
 	for _, pc := range st.pcs {
 		if sym := e.symbols.lookup(pc); !sym.goexit {
 			syms = append(syms, sym)
+		} else {
+			truncated = false
 		}
 	}
 	e.syms = syms
@@ -364,7 +372,7 @@ func (e *encoder) stack(st *stack) []byte {
 		ids = appendVarint(ids, e.location(syms[i:j]))
 		i = j
 	}
-	if st.truncated {
+	if truncated {
 		ids = appendVarint(ids, e.synthetic(truncatedFrame))
 	}
 	e.stacks[st] = ids
@@ -494,16 +502,7 @@ func compareStacks(a, b *stack) int {
 	if c := cmp.Compare(a.order, b.order); c != 0 {
 		return c
 	}
-	if c := slices.Compare(a.pcs, b.pcs); c != 0 {
-		return c
-	}
-	switch {
-	case a.truncated == b.truncated:
-		return 0
-	case a.truncated:
-		return 1
-	}
-	return -1
+	return slices.Compare(a.pcs, b.pcs)
 }
 
 // processMappings returns fresh copies of this process's executable
