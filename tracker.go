@@ -255,80 +255,89 @@ func (t *liveTable) removeHashed(k liveKey, h uint64) {
 }
 
 // keyFilter is a counting filter over key hashes: slot i counts the live
-// keys whose hash lands in it. A zero slot proves a key is not live, with
-// one atomic load and no write, so Free of an unsampled key never touches a
-// lock or a shared cache line. Nonzero slots are resolved by the table.
+// keys whose hash lands in it. A zero slot proves a key is not live, so
+// Free of an unsampled key never touches a lock or a shared cache line.
+// Nonzero slots are resolved by the table.
 //
-// Slots are 8-bit counters, four to a word, so the filter is dense enough
-// to stay in cache. It starts small, for the few live samples of a
-// production rate, and grows fourfold whenever live samples reach a
-// sixteenth of its slots, which keeps the chance that an unsampled key
-// passes it, and costs a shard lock, under 1 - exp(-1/16) ≈ 6%. It never
-// grows past maxFilterSlots (4 MiB) or sixteen slots per WithMaxLiveSamples.
-// A counter that reaches 255 sticks there until the next resize: its keys
-// then always go to the table, which is slower but never wrong.
+// Readers see only a bitmap of the nonzero slots, one bit a slot, so the
+// part of the filter that every Free touches is small enough to stay in
+// cache; the 8-bit counters behind it change only with the live table.
+// A slot's index is the top bits of the key's hash, whose top six bits pick
+// the key's shard too: each slot, and each 64-bit word of the bitmap,
+// belongs to one shard, so its counter and bit change only under that
+// shard's lock and the bit always says whether the counter is zero.
+//
+// The filter starts small, for the few live samples of a production rate,
+// and grows fourfold whenever live samples reach a sixteenth of its slots,
+// which keeps the chance that an unsampled key passes it, and costs a shard
+// lock, under 1 - exp(-1/16) ≈ 6%. It never grows past maxFilterSlots or
+// sixteen slots per WithMaxLiveSamples. A counter that reaches 255 sticks
+// there until the next resize: its keys then always go to the table, which
+// is slower but never wrong.
 type keyFilter struct {
 	cur atomic.Pointer[filterSlots]
 	max uint64 // slots at most
 }
 
 type filterSlots struct {
-	words []atomic.Uint32 // four 8-bit counters each
-	mask  uint64          // slots - 1
+	nonzero []atomic.Uint64 // bit i: counts[i] != 0
+	counts  []uint8         // under the lock of the slot's shard
+	shift   uint            // 64 - log2(slots)
 }
 
 const (
-	minFilterSlots = 1 << 14
+	minFilterSlots = 1 << 14 // ≥ 64 words of 64 bits: a word per shard at least
 	maxFilterSlots = 1 << 22
 	filterLoad     = 16 // slots per live sample before the filter grows
 )
 
 func newFilterSlots(n uint64) *filterSlots {
-	return &filterSlots{words: make([]atomic.Uint32, n/4), mask: n - 1}
+	return &filterSlots{
+		nonzero: make([]atomic.Uint64, n/64),
+		counts:  make([]uint8, n),
+		shift:   uint(64 - bits.TrailingZeros64(n)),
+	}
 }
 
-func (c *filterSlots) slots() uint64 { return c.mask + 1 }
+func (c *filterSlots) slots() uint64        { return uint64(len(c.counts)) }
+func (c *filterSlots) slot(h uint64) uint64 { return h >> c.shift }
 
-// counter returns the word holding slot h's counter and its shift.
-func (c *filterSlots) counter(h uint64) (*atomic.Uint32, uint) {
-	i := h & c.mask
-	return &c.words[i/4], uint(i%4) * 8
+// count returns slot i's counter; the caller holds the slot's shard lock.
+func (c *filterSlots) count(i uint64) uint8 { return c.counts[i] }
+
+// mayContain reports whether the slot of hash h is nonzero.
+func (c *filterSlots) mayContain(h uint64) bool {
+	i := c.slot(h)
+	return c.nonzero[i/64].Load()&(1<<(i%64)) != 0
 }
 
-// count returns slot h's counter.
-func (c *filterSlots) count(h uint64) uint32 {
-	w, shift := c.counter(h)
-	return w.Load() >> shift & 0xff
-}
-
-// add adds delta (1 or -1) to slot h's counter, unless it is stuck at 255.
+// add adds delta (1 or -1) to the counter of hash h's slot, unless it is
+// stuck at 255, and keeps its bit in step. The caller holds the shard lock.
 func (c *filterSlots) add(h uint64, delta int) {
-	w, shift := c.counter(h)
-	for {
-		old := w.Load()
-		n := old >> shift & 0xff
-		if n == 0xff || (delta < 0 && n == 0) {
-			return
-		}
-		next := old + 1<<shift
-		if delta < 0 {
-			next = old - 1<<shift
-		}
-		if w.CompareAndSwap(old, next) {
-			return
-		}
+	i := c.slot(h)
+	n := c.counts[i]
+	if n == 0xff || (delta < 0 && n == 0) {
+		return
+	}
+	n = uint8(int(n) + delta)
+	c.counts[i] = n
+	switch {
+	case n == 1 && delta > 0:
+		c.nonzero[i/64].Or(1 << (i % 64))
+	case n == 0:
+		c.nonzero[i/64].And(^uint64(1 << (i % 64)))
 	}
 }
 
 func newKeyFilter(maxLive int) *keyFilter {
 	most := min(uint64(maxLive)*filterLoad, maxFilterSlots)
-	most = max(uint64(1)<<bits.Len64(most-1), 4)
+	most = max(uint64(1)<<bits.Len64(most-1), minFilterSlots)
 	f := &keyFilter{max: most}
 	f.cur.Store(newFilterSlots(min(most, minFilterSlots)))
 	return f
 }
 
-func (f *keyFilter) mayContain(h uint64) bool { return f.cur.Load().count(h) != 0 }
+func (f *keyFilter) mayContain(h uint64) bool { return f.cur.Load().mayContain(h) }
 
 // add and remove are called under the lock of the shard holding the key,
 // which a resize holds too, so they always update the filter in use.

@@ -50,6 +50,9 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	cur := tbl.filter.cur.Load()
 	for i := range cur.slots() {
 		sum += uint64(cur.count(i))
+		if cur.count(i) == 0 && cur.mayContain(i<<cur.shift) {
+			t.Fatalf("slot %d is empty but its bit is set", i)
+		}
 	}
 	if sum != 0 {
 		t.Errorf("filter counts %d keys after all were freed, want 0", sum)
@@ -67,25 +70,49 @@ func TestKeyFilterBound(t *testing.T) {
 	if n := tbl.filter.cur.Load().slots(); n != 32768 {
 		t.Errorf("filter has %d slots for at most 2000 live samples, want 32768 (16 per sample, rounded up to a power of two)", n)
 	}
+	tbl = newLiveTable(10, 16)
+	if n := tbl.filter.cur.Load().slots(); n != minFilterSlots {
+		t.Errorf("filter has %d slots for at most 10 live samples, want the minimum %d", n, minFilterSlots)
+	}
 }
 
 // A counter that would pass 255 sticks there: its keys always go to the
-// table from then on, and no Free of them is ever turned away. Its
-// neighbours in the same word are untouched.
+// table from then on, and no Free of them is ever turned away. The bitmap
+// readers see follows the counters, and neighbouring slots are untouched.
 func TestKeyFilterCounterSaturates(t *testing.T) {
-	c := newFilterSlots(16)
-	const h = 5
+	c := newFilterSlots(minFilterSlots)
+	hash := func(slot uint64) uint64 { return slot << c.shift }
+	const i = 5
 	for range 300 {
-		c.add(h, 1)
+		c.add(hash(i), 1)
 	}
-	c.add(h+1, 1)
+	c.add(hash(i+1), 1)
 	for range 300 {
-		c.add(h, -1)
+		c.add(hash(i), -1)
 	}
-	if got := c.count(h); got != 255 {
-		t.Errorf("counter after 300 adds and 300 removes = %d, want stuck at 255", got)
+	if got := c.count(i); got != 255 || !c.mayContain(hash(i)) {
+		t.Errorf("counter after 300 adds and 300 removes = %d (bit %v), want stuck at 255 and set", got, c.mayContain(hash(i)))
 	}
-	if got, next, prev := c.count(h+1), c.count(h+2), c.count(h-1); got != 1 || next != 0 || prev != 0 {
-		t.Errorf("neighbouring counters = %d, %d, %d; want 1, 0, 0", prev, got, next)
+	if got, next, prev := c.count(i+1), c.count(i+2), c.count(i-1); got != 1 || next != 0 || prev != 0 {
+		t.Errorf("neighbouring counters = %d, %d, %d; want 0, 1, 0", prev, got, next)
+	}
+	c.add(hash(i+1), -1)
+	if c.mayContain(hash(i+1)) || c.mayContain(hash(i+2)) {
+		t.Errorf("bits of empty slots are set")
+	}
+}
+
+// Every slot belongs to the shard of the keys that land in it, so that
+// one shard lock orders all changes to a slot and its bit.
+func TestKeyFilterSlotsFollowShards(t *testing.T) {
+	for _, n := range []uint64{minFilterSlots, maxFilterSlots} {
+		c := newFilterSlots(n)
+		for k := range uintptr(10000) {
+			h := hashKey(liveKey{key: k * 4096, heap: 1})
+			slotsPerShard := n / liveShards
+			if got, want := c.slot(h)/slotsPerShard, h>>(64-liveShardBits); got != want {
+				t.Fatalf("key %d: slot of shard %d, key of shard %d", k, got, want)
+			}
+		}
 	}
 }
