@@ -83,7 +83,7 @@ func (s *fileStore) write(now time.Time, fill func(io.Writer) error) (string, er
 		return "", fmt.Errorf("renaming profile file: %w", err)
 	}
 	syncDir(s.dir)
-	if err := s.prune(now); err != nil {
+	if err := s.prune(now, filepath.Base(path)); err != nil {
 		return path, fmt.Errorf("removing old profile files: %w", err)
 	}
 	return path, nil
@@ -101,9 +101,9 @@ func (s *fileStore) nextName(now time.Time) string {
 }
 
 // prune deletes the profile files that retention no longer wants, judged
-// by the time in their names, and temporary files that a crashed writer
-// left behind more than an hour ago.
-func (s *fileStore) prune(now time.Time) error {
+// by the time in their names, never the one just written (newest), and
+// temporary files that a crashed writer left behind more than an hour ago.
+func (s *fileStore) prune(now time.Time, newest string) error {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return err
@@ -125,7 +125,7 @@ func (s *fileStore) prune(now time.Time) error {
 		}
 	}
 	slices.Sort(profiles) // oldest first
-	for _, name := range s.expired(profiles, now) {
+	for _, name := range s.expired(profiles, now, newest) {
 		remove(name)
 	}
 	return errors.Join(errs...)
@@ -135,15 +135,21 @@ func (s *fileStore) prune(now time.Time) error {
 // delete at time now: a file older than `all` survives only as the oldest
 // of its hour while it is younger than `hourly`, so a leak that takes a day
 // to show still has a day of hourly snapshots to rank; past that, and past
-// maxFiles files in all, the oldest go first.
-func (s *fileStore) expired(profiles []string, now time.Time) []string {
+// maxFiles files in all, the oldest go first. newest, the file just
+// written, is never deleted, so files dated in the future (another host's
+// clock, a clock stepped back) cannot push it out. A name whose time does
+// not parse is left alone and not counted: it is not one of ours.
+func (s *fileStore) expired(profiles []string, now time.Time, newest string) []string {
 	var keep, drop []string
 	lastHour := time.Time{}
 	for _, name := range profiles {
 		t, ok := fileTime(name)
+		if !ok {
+			continue
+		}
 		age := now.Sub(t)
 		switch {
-		case !ok || age <= s.all:
+		case name == newest || age <= s.all:
 			keep = append(keep, name)
 		case age <= s.hourly && !t.Truncate(time.Hour).Equal(lastHour):
 			lastHour = t.Truncate(time.Hour)
@@ -152,8 +158,11 @@ func (s *fileStore) expired(profiles []string, now time.Time) []string {
 			drop = append(drop, name)
 		}
 	}
-	if extra := len(keep) - s.maxFiles; extra > 0 {
-		drop = append(drop, keep[:extra]...)
+	for extra := len(keep) - s.maxFiles; extra > 0; keep = keep[1:] {
+		if keep[0] != newest {
+			drop = append(drop, keep[0])
+			extra--
+		}
 	}
 	return drop
 }

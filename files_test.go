@@ -20,7 +20,7 @@ func TestRetention(t *testing.T) {
 		files = append(files, name(ago))
 	}
 	s := &fileStore{maxFiles: 1000, all: time.Hour, hourly: 24 * time.Hour}
-	drop := s.expired(files, now)
+	drop := s.expired(files, now, name(0))
 	var keep []string
 	for _, f := range files {
 		if !slices.Contains(drop, f) {
@@ -43,7 +43,7 @@ func TestRetention(t *testing.T) {
 
 	// maxFiles caps the total, the oldest going first.
 	s.maxFiles = 10
-	drop = s.expired(files, now)
+	drop = s.expired(files, now, name(0))
 	if got := len(files) - len(drop); got != 10 {
 		t.Errorf("with maxFiles 10 kept %d files", got)
 	}
@@ -51,10 +51,20 @@ func TestRetention(t *testing.T) {
 		t.Errorf("maxFiles did not keep the newest ten")
 	}
 
-	// A name whose time does not parse is never deleted for its age.
+	// A name whose time does not parse is not ours: never deleted, never
+	// counted against maxFiles.
 	odd := "heap-20261399T999999.000000000Z-7.pb.gz"
-	if slices.Contains((&fileStore{maxFiles: 10}).expired([]string{odd}, now), odd) {
-		t.Errorf("a file with an unparsable time was deleted")
+	one := &fileStore{maxFiles: 1, all: time.Hour, hourly: 24 * time.Hour}
+	if drop := one.expired([]string{odd, name(0)}, now, name(0)); len(drop) != 0 {
+		t.Errorf("with an unparsable name beside the new file, dropped %q", drop)
+	}
+
+	// Files dated in the future count as recent, but never push out the
+	// file just written, even past maxFiles.
+	future := []string{name(0), name(-time.Hour), name(-2 * time.Hour), name(-3 * time.Hour)}
+	drop = one.expired(future, now, name(0))
+	if slices.Contains(drop, name(0)) || len(drop) != 3 {
+		t.Errorf("with three future files and maxFiles 1, dropped %q; want the three future ones, not the new file", drop)
 	}
 }
 

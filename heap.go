@@ -66,13 +66,14 @@ func heapName(id uint32) string {
 const goHeapName = "go"
 
 // Frames between runtime.Callers and the hook's caller, for each entry
-// point: runtime.Callers and the hook functions (their logical frames count
-// whether or not they were inlined). The stack is captured right in the
-// function that decided to sample: every physical frame in between would
-// be unwound on every sample.
+// point: runtime.Callers, record, and the hook functions (their logical
+// frames count whether or not they were inlined). The capture buffer lives
+// in record's frame, not in the functions of the unsampled path, whose
+// frames stay small so that a call on a nearly full goroutine stack does
+// not grow it.
 const (
-	skipAlloc = 3 // Callers, Profiler.alloc(Context), (Heap.)Alloc(Context)
-	skipTrack = 4 // Callers, Profiler.track, Heap.track, (Heap.)Track(Size)(Context)
+	skipAlloc = 4 // Callers, record, Profiler.alloc(Context), (Heap.)Alloc(Context)
+	skipTrack = 5 // Callers, record, Profiler.track, Heap.track, (Heap.)Track(Size)(Context)
 )
 
 // Alloc reports that size bytes were allocated under key in this heap. If
@@ -215,9 +216,7 @@ func (p *Profiler) alloc(key uintptr, heap uint32, size int) {
 		p.table.free(key, heap)
 		return
 	}
-	var buf [maxStackDepth]uintptr
-	n := runtime.Callers(skipAlloc, buf[:p.depth])
-	p.record(liveKey{key: key, heap: heap}, size, 0, buf[:n])
+	p.record(liveKey{key: key, heap: heap}, size, 0, skipAlloc)
 }
 
 // allocContext is alloc with the labels of ctx on a sampled allocation.
@@ -226,9 +225,7 @@ func (p *Profiler) allocContext(ctx context.Context, key uintptr, heap uint32, s
 		p.table.free(key, heap)
 		return
 	}
-	var buf [maxStackDepth]uintptr
-	n := runtime.Callers(skipAlloc, buf[:p.depth])
-	p.record(liveKey{key: key, heap: heap}, size, p.table.labels.intern(ctx), buf[:n])
+	p.record(liveKey{key: key, heap: heap}, size, p.table.labels.intern(ctx), skipAlloc)
 }
 
 // track records a sampled Go object under a fresh sample id and attaches
@@ -243,10 +240,8 @@ func (p *Profiler) track(ctx context.Context, h *Heap, ptr unsafe.Pointer, size 
 	if ctx != nil {
 		labels = p.table.labels.intern(ctx)
 	}
-	var buf [maxStackDepth]uintptr
-	n := runtime.Callers(skipTrack, buf[:p.depth])
 	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: h.id | trackedBit}
-	if p.record(k, size, labels, buf[:n]) {
+	if p.record(k, size, labels, skipTrack) {
 		if r := addCleanup(ptr, trackedRef{table: p.table, key: k}); r != nil {
 			p.table.remove(k)
 			panic(fmt.Sprintf("profiler: Track of memory the Go heap does not own (use Alloc and Free for it): %v", r))
@@ -271,9 +266,15 @@ type trackedRef struct {
 
 func untrack(r trackedRef) { r.table.remove(r.key) }
 
-// record stores a sampled allocation, its stack pcs (the hook's caller
-// first) and its label set. It reports whether the sample was kept.
-func (p *Profiler) record(k liveKey, size int, labels uint32, pcs []uintptr) bool {
+// record captures the stack of a sampled allocation, exactly the depth
+// deep (whether it was cut is judged when it is written), and stores it
+// with its label set. skip is the number of frames from runtime.Callers up
+// to the hook's caller. It reports whether the sample was kept.
+//
+//go:noinline
+func (p *Profiler) record(k liveKey, size int, labels uint32, skip int) bool {
+	var buf [maxStackDepth]uintptr
+	pcs := buf[:runtime.Callers(skip, buf[:p.depth])]
 	t := p.table
 	t.samples.Add(1)
 	gid := t.groups.find(t.stacks, k.heap&^trackedBit, labels, pcs, t.stacks.hash(pcs), int64(size))
