@@ -3,7 +3,6 @@ package profiler
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,11 +46,11 @@ func newFileStore(dir string, maxFiles int, all, hourly time.Duration) (*fileSto
 	return &fileStore{dir: dir, maxFiles: maxFiles, all: all, hourly: hourly, pid: os.Getpid()}, nil
 }
 
-// write creates a new profile file whose content fill writes, then deletes
-// the oldest files beyond the bound. The content goes to a temporary file
-// that is synced and renamed into place, so a reader never sees a partial
-// profile; on any failure the temporary file is removed.
-func (s *fileStore) write(now time.Time, fill func(io.Writer) error) (string, error) {
+// write creates a new profile file holding data, then deletes the files
+// retention no longer wants. The data goes to a temporary file that is
+// synced and renamed into place, so a reader never sees a partial profile;
+// on any failure the temporary file is removed.
+func (s *fileStore) write(now time.Time, data []byte) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -65,7 +64,7 @@ func (s *fileStore) write(now time.Time, fill func(io.Writer) error) (string, er
 		return "", fmt.Errorf("creating profile file: %w", err)
 	}
 	tmp := f.Name()
-	err = fill(f)
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}

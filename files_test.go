@@ -82,3 +82,35 @@ func TestRetentionOptionValidated(t *testing.T) {
 		}
 	}
 }
+
+// blockingWriter blocks in Write until released, after telling it entered.
+type blockingWriter struct{ entered, release chan struct{} }
+
+func (w blockingWriter) Write(p []byte) (int, error) {
+	close(w.entered)
+	<-w.release
+	return len(p), nil
+}
+
+// A WriteProfile whose writer blocks holds up nothing else: Flush and Stop
+// complete meanwhile (were they held up, the test would time out).
+func TestSlowWriterBlocksNothing(t *testing.T) {
+	p, err := Start(WithOutputDir(t.TempDir()), WithGoHeap(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := blockingWriter{make(chan struct{}), make(chan struct{})}
+	done := make(chan error)
+	go func() { done <- p.WriteProfile(w) }()
+	<-w.entered
+	if _, err := p.Flush(); err != nil {
+		t.Errorf("Flush while a WriteProfile writer blocks: %v", err)
+	}
+	if err := p.Stop(); err != nil {
+		t.Errorf("Stop while a WriteProfile writer blocks: %v", err)
+	}
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Errorf("WriteProfile: %v", err)
+	}
+}

@@ -170,9 +170,11 @@ func (p *Profiler) flush() (string, error) {
 // old ones. A failure is logged, counted and returned.
 func (p *Profiler) writeFile() (string, error) {
 	begin := time.Now()
-	path, err := p.files.write(begin, func(w io.Writer) error {
-		return p.writeProfile(w, begin)
-	})
+	data, err := p.profile(begin)
+	path := ""
+	if err == nil {
+		path, err = p.files.write(begin, data)
+	}
 	p.lastFlush.Store(int64(time.Since(begin)))
 	if err != nil && path != "" {
 		// The profile is written; only the deletion of old files failed.
@@ -194,11 +196,17 @@ func (p *Profiler) writeFile() (string, error) {
 // buffer, the format `go tool pprof` reads.
 func (p *Profiler) WriteProfile(w io.Writer) error {
 	p.lifecycle.RLock()
-	defer p.lifecycle.RUnlock()
 	if p.stopped {
+		p.lifecycle.RUnlock()
 		return ErrStopped
 	}
-	return p.writeProfile(w, time.Now())
+	data, err := p.profile(time.Now())
+	p.lifecycle.RUnlock()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
 }
 
 // age returns the time since Start in whole seconds, the clock of the live

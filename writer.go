@@ -1,10 +1,10 @@
 package profiler
 
 import (
+	"bytes"
 	"cmp"
 	"compress/gzip"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"sort"
@@ -32,18 +32,19 @@ var sampleTypes = [...][2]string{
 	{"inuse_space", "bytes"},
 }
 
-// writeProfile writes the profile of the current state to w, gzipped. The
-// Go heap, when on, is read first, outside the encoder's lock, and close
-// in time to the hook's snapshot.
-func (p *Profiler) writeProfile(w io.Writer, now time.Time) error {
+// profile returns the profile of the current state, gzipped. The Go heap,
+// when on, is read first, outside the encoder's lock, and close in time to
+// the hook's snapshot. The result is the caller's own: writing it, however
+// slowly, holds up no other profile.
+func (p *Profiler) profile(now time.Time) ([]byte, error) {
 	var goHeap *profile.Profile
 	if p.cfg.goHeap {
 		var err error
 		if goHeap, err = readGoHeap(p.cfg.gcFirst); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return p.enc.encode(w, p, now, goHeap)
+	return p.enc.encode(p, now, goHeap)
 }
 
 // encoder writes profiles straight in the protocol buffer format, keeping
@@ -82,6 +83,7 @@ type encoder struct {
 	ids    []uint64
 	packed []byte
 	buf    []byte
+	gz     bytes.Buffer
 	zw     *gzip.Writer
 }
 
@@ -128,9 +130,9 @@ func newEncoder(symbols *symbolCache, depth int) *encoder {
 	return e
 }
 
-// encode writes the profile of p's state at now, with the samples of
-// goHeap (nil when off), to w.
-func (e *encoder) encode(w io.Writer, p *Profiler, now time.Time, goHeap *profile.Profile) error {
+// encode returns the profile of p's state at now, with the samples of
+// goHeap (nil when off), gzipped.
+func (e *encoder) encode(p *Profiler, now time.Time, goHeap *profile.Profile) ([]byte, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
@@ -162,7 +164,7 @@ func (e *encoder) encode(w io.Writer, p *Profiler, now time.Time, goHeap *profil
 		var err error
 		if b, err = e.appendGoHeap(b, goHeap); err != nil {
 			e.buf = b
-			return err
+			return nil, err
 		}
 	}
 
@@ -184,18 +186,19 @@ func (e *encoder) encode(w io.Writer, p *Profiler, now time.Time, goHeap *profil
 
 	// BestSpeed, as runtime/pprof uses: the profiles are small and a
 	// flush should cost little CPU.
+	e.gz.Reset()
 	if e.zw == nil {
-		e.zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		e.zw, _ = gzip.NewWriterLevel(&e.gz, gzip.BestSpeed)
 	} else {
-		e.zw.Reset(w)
+		e.zw.Reset(&e.gz)
 	}
 	if _, err := e.zw.Write(b); err != nil {
-		return fmt.Errorf("writing profile: %w", err)
+		return nil, fmt.Errorf("compressing profile: %w", err)
 	}
 	if err := e.zw.Close(); err != nil {
-		return fmt.Errorf("writing profile: %w", err)
+		return nil, fmt.Errorf("compressing profile: %w", err)
 	}
-	return nil
+	return bytes.Clone(e.gz.Bytes()), nil
 }
 
 // comments describes the profile: rates, counts and anything dropped.
