@@ -374,7 +374,7 @@ func TestSamplerQuickRejectIsSound(t *testing.T) {
 		s := newSampler(rate)
 		sizes := []int{0, 1, 2, rate - 1, rate, rate + 1, 2 * rate, 1 << 30, math.MaxInt32, -1}
 		for range 20 {
-			sizes = append(sizes, 1+r.IntN(4*rate))
+			sizes = append(sizes, 1+int(r.Int64N(min(4*int64(rate), math.MaxInt32))))
 		}
 		for _, size := range sizes {
 			us := []uint64{0, 1, math.MaxUint64, math.MaxUint64 - 1, 1 << 63}

@@ -18,6 +18,9 @@ import (
 // A Heap may be created at any time, before or after Start, and its methods
 // are safe for concurrent use. They are cheap no-ops while no profiler runs.
 // The package-level Alloc, Free and Track use the heap named "default".
+// Make Heaps with NewHeap, a few per program and for its whole life: each
+// one's name is kept for the life of the process. A zero Heap or a nil
+// *Heap is misuse.
 type Heap struct {
 	name string
 	id   uint32
@@ -100,7 +103,7 @@ func (h *Heap) AllocContext(ctx context.Context, key uintptr, size int) {
 
 // Free reports that the allocation under key in this heap was released.
 // Free of a key that is not live (almost always: most allocations are not
-// sampled) costs one load and a compare.
+// sampled) costs a hash and a look at a small bitmap, with no lock.
 func (h *Heap) Free(key uintptr) {
 	if p := active.Load(); p != nil {
 		p.table.free(key, h.id)

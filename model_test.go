@@ -382,23 +382,22 @@ func checkModelTable(t *testing.T, tbl *liveTable, heaps [2]*Heap, ref *modelRef
 		t.Errorf("table count = %d, want %d", n, want)
 	}
 
-	// countLive, which the writer uses, must agree with the records.
+	// liveAges, which the writer uses, must agree with the records.
 	groups := tbl.groups.snapshot(nil)
-	counts := make([]int32, (len(groups)+1)*len(ageBuckets))
-	tbl.countLive(1<<31, uint32(len(groups)), counts)
+	perGroupAges := map[uint32]int64{}
+	for _, a := range tbl.liveAges(1<<31, uint32(len(groups)), nil) {
+		perGroupAges[a>>ageBits]++
+	}
 	var sumLive int64
 	for _, g := range groups {
-		var n int64
-		for _, c := range counts[int(g.id)*len(ageBuckets):][:len(ageBuckets)] {
-			n += int64(c)
-		}
+		n := perGroupAges[g.id]
 		sumLive += n
 		if n != perGroup[g.id] {
-			t.Errorf("group %d (heap %d, %d B): countLive says %d, but %d records point to it", g.id, g.heap, g.size, n, perGroup[g.id])
+			t.Errorf("group %d (heap %d, %d B): liveAges says %d, but %d records point to it", g.id, g.heap, g.size, n, perGroup[g.id])
 		}
 	}
 	if sumLive != int64(want) {
-		t.Errorf("countLive sums to %d, want %d", sumLive, want)
+		t.Errorf("liveAges sums to %d, want %d", sumLive, want)
 	}
 
 	var slots uint64

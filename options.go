@@ -124,10 +124,17 @@ func WithMaxFiles(n int) Option {
 }
 
 // WithMaxLiveSamples bounds the number of sampled allocations kept live at
-// once (each takes about 40 bytes). Past the bound new samples are dropped;
-// the drops are counted in Stats and in each profile's comments. The
-// default is 131072, which at the default rate represents 64 GiB of live
-// memory.
+// once (each takes about 60 bytes with its share of the Free filter). Past
+// the bound new samples are dropped; the drops are counted in Stats and in
+// each profile's comments. The default is 131072, which at the default rate
+// represents 64 GiB of live memory.
+//
+// Two fixed bounds apply besides: 65536 distinct stacks (a stack beyond
+// them is recorded under a "[stack table full]" frame) and 262144 distinct
+// (heap, stack, size, label set) combinations, each one sample line of a
+// profile; a sampled allocation of a new combination beyond that is
+// dropped and counted. Allocation sizes that vary freely at one site (say
+// a C buffer per request length) use up combinations fastest.
 func WithMaxLiveSamples(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 1 || n > 1<<30 {

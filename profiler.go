@@ -195,18 +195,23 @@ func (p *Profiler) writeFile() (string, error) {
 // WriteProfile writes the current profile to w as a gzipped pprof protocol
 // buffer, the format `go tool pprof` reads.
 func (p *Profiler) WriteProfile(w io.Writer) error {
-	p.lifecycle.RLock()
-	if p.stopped {
-		p.lifecycle.RUnlock()
-		return ErrStopped
-	}
-	data, err := p.profile(time.Now())
-	p.lifecycle.RUnlock()
+	data, err := p.currentProfile()
 	if err != nil {
 		return err
 	}
 	_, err = w.Write(data)
 	return err
+}
+
+// currentProfile is the profile WriteProfile writes, taken under the
+// lifecycle lock so that it cannot race with Stop.
+func (p *Profiler) currentProfile() ([]byte, error) {
+	p.lifecycle.RLock()
+	defer p.lifecycle.RUnlock()
+	if p.stopped {
+		return nil, ErrStopped
+	}
+	return p.profile(time.Now())
 }
 
 // age returns the time since Start in whole seconds, the clock of the live

@@ -136,6 +136,15 @@ func (s *sampler) accept(size int, u uint64) bool {
 	return threshold >= 1<<64 || float64(u) < threshold
 }
 
+// saturate rounds x to an int64, holding it at MaxInt64 rather than
+// wrapping: an absurd size must not turn into a negative total.
+func saturate(x float64) int64 {
+	if x >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(math.Round(x))
+}
+
 // probability is p(s) = 1 - exp(-s/rate), the chance that an allocation of
 // size bytes is sampled. Expm1 keeps precision when s is much smaller than
 // the rate, where 1-exp(-x) would cancel.
@@ -156,7 +165,5 @@ func (s *sampler) scale(count, size int64) (objects, bytes int64) {
 	if p <= 0 {
 		return 0, 0
 	}
-	objects = int64(math.Round(float64(count) / p))
-	bytes = int64(math.Round(float64(count) * float64(size) / p))
-	return objects, bytes
+	return saturate(float64(count) / p), saturate(float64(count) * float64(size) / p)
 }

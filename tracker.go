@@ -18,7 +18,7 @@ const (
 	defaultMaxStacks      = 1 << 16
 	maxGroups             = groupChunkSize * groupChunks
 	groupChunkSize        = 1 << 10
-	groupChunks           = 1 << 10
+	groupChunks           = 1 << 8
 	liveShardBits         = 6
 	liveShards            = 1 << liveShardBits
 )
@@ -205,11 +205,11 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	return true
 }
 
-// countLive adds the live records of groups 1..maxGroup, by age bucket, to
-// counts, indexed group id × len(ageBuckets) + bucket. now is the writer's
+// liveAges appends, for each live record of groups 1..maxGroup, its group
+// id and age bucket packed as id<<ageBits | bucket. now is the writer's
 // clock in seconds since Start. Each shard is locked only while its
-// records are counted.
-func (t *liveTable) countLive(now, maxGroup uint32, counts []int32) {
+// records are copied out.
+func (t *liveTable) liveAges(now, maxGroup uint32, out []uint32) []uint32 {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
@@ -221,14 +221,15 @@ func (t *liveTable) countLive(now, maxGroup uint32, counts []int32) {
 			if now > r.born { // a record may be younger than the writer's clock
 				age = now - r.born
 			}
-			counts[int(r.group)*len(ageBuckets)+ageBucket(age)]++
+			out = append(out, r.group<<ageBits|uint32(ageBucket(age)))
 		}
 		s.mu.Unlock()
 	}
+	return out
 }
 
-// free forgets k if it is live. The filter answers first, with one atomic
-// load and no write: for almost every Free the key was never sampled.
+// free forgets k if it is live. The filter answers first, with a hash and
+// two loads and no write: for almost every Free the key was never sampled.
 func (t *liveTable) free(key uintptr, heap uint32) {
 	k := liveKey{key: key, heap: heap}
 	h := hashKey(k)

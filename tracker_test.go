@@ -20,7 +20,7 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			base := uintptr(w) << 40
+			base := uintptr(w) << 28
 			for i := range uintptr(perWorker) {
 				tbl.insert(liveKey{key: base + i, heap: 1}, gid, 0)
 				if i%2 == 1 { // free every other key, right after inserting it
@@ -40,7 +40,7 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	}
 	for w := range workers {
 		for i := uintptr(0); i < perWorker; i += 2 {
-			tbl.free(uintptr(w)<<40+i, 1)
+			tbl.free(uintptr(w)<<28+i, 1)
 		}
 	}
 	if n := tbl.count.Load(); n != 0 {
@@ -60,7 +60,8 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	t.Logf("filter grew from %d to %d slots", before, after)
 }
 
-// The filter never grows past four slots per allowed live sample.
+// The filter never grows past sixteen slots per allowed live sample, nor
+// below its minimum.
 func TestKeyFilterBound(t *testing.T) {
 	tbl := newLiveTable(2000, 16)
 	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, 1, 8)

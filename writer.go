@@ -77,14 +77,16 @@ type encoder struct {
 	heapKey, bytesKey, ageKey, secondsUnit int64
 
 	// Scratch reused by every profile.
-	groups []*group
-	live   []int32
-	syms   []symbol
-	ids    []uint64
-	packed []byte
-	buf    []byte
-	gz     bytes.Buffer
-	zw     *gzip.Writer
+	groups  []*group
+	ages    []uint32 // group<<ageBits | bucket of each live record
+	starts  []int32  // by group id: where its records start in buckets
+	buckets []uint8  // age buckets of the live records, grouped by group id
+	syms    []symbol
+	ids     []uint64
+	packed  []byte
+	buf     []byte
+	gz      bytes.Buffer
+	zw      *gzip.Writer
 }
 
 type frameKey struct{ function, file string }
@@ -152,13 +154,14 @@ func (e *encoder) encode(p *Profiler, now time.Time, goHeap *profile.Profile) ([
 	groups := p.table.groups.snapshot(e.groups[:0])
 	slices.SortFunc(groups, compareGroups)
 	e.groups = groups
-	live := slices.Grow(e.live[:0], (len(groups)+1)*len(ageBuckets))[:(len(groups)+1)*len(ageBuckets)]
-	clear(live)
-	p.table.countLive(p.age(), uint32(len(groups)), live)
-	e.live = live
+	e.sortLive(p.table.liveAges(p.age(), uint32(len(groups)), e.ages[:0]), len(groups))
 	labelSets := p.table.labels.snapshot()
 	for _, g := range groups {
-		b = e.appendGroup(b, p, g, live[int(g.id)*len(ageBuckets):][:len(ageBuckets)], labelSets)
+		var live [len(ageBuckets)]int32
+		for _, bucket := range e.buckets[e.starts[g.id]:e.starts[g.id+1]] {
+			live[bucket]++
+		}
+		b = e.appendGroup(b, p, g, live[:], labelSets)
 	}
 	if goHeap != nil {
 		var err error
@@ -199,6 +202,31 @@ func (e *encoder) encode(p *Profiler, now time.Time, goHeap *profile.Profile) ([
 		return nil, fmt.Errorf("compressing profile: %w", err)
 	}
 	return bytes.Clone(e.gz.Bytes()), nil
+}
+
+// sortLive groups the age buckets of the live records by group id (a
+// counting sort), so that a profile costs memory in proportion to the live
+// records and the groups, not to their product.
+func (e *encoder) sortLive(ages []uint32, groups int) {
+	e.ages = ages
+	// Group ids run 1..groups; starts[g] and starts[g+1] bound group g.
+	starts := slices.Grow(e.starts[:0], groups+3)[:groups+3]
+	clear(starts)
+	for _, a := range ages {
+		starts[a>>ageBits+2]++
+	}
+	for i := 2; i < len(starts); i++ {
+		starts[i] += starts[i-1]
+	}
+	// starts[g+1] is now where group g begins; filling moves it to g's end,
+	// which is where group g+1 begins: starts[g] then marks g's start.
+	buckets := slices.Grow(e.buckets[:0], len(ages))[:len(ages)]
+	for _, a := range ages {
+		g := a >> ageBits
+		buckets[starts[g+1]] = uint8(a & (1<<ageBits - 1))
+		starts[g+1]++
+	}
+	e.starts, e.buckets = starts, buckets
 }
 
 // comments describes the profile: rates, counts and anything dropped.

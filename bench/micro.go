@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
@@ -69,7 +70,7 @@ const liveForFree = 1 << 14
 // depend on the rate).
 func FreeUnsampled(b *testing.B) {
 	startProfiler(b, profiler.WithSamplingRate(1), goHeapOff())
-	const liveBase = 1 << 40
+	const liveBase = 1 << 30 // above the freed keys, within 32 bits
 	for i := range liveForFree {
 		profiler.Alloc(liveBase+uintptr(i)*64, 64)
 	}
@@ -102,7 +103,8 @@ func AllocFreePairParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		key := uintptr(keySpace.Add(1)) << 44
+		// The top byte keeps each goroutine's keys apart, on 32 bits too.
+		key := uintptr(keySpace.Add(1)) << (bits.UintSize - 8)
 		for pb.Next() {
 			key += 64
 			profiler.Alloc(key, 64)

@@ -61,6 +61,11 @@ func main() {
 	}
 }
 
+// lastResponse is Go heap churn: each request's buffer replaces the last,
+// which the next GC frees. (Held in a variable that outlives the call, so
+// the compiler cannot put it on the stack.)
+var lastResponse []byte
+
 // sessions is the Go heap leak: an entry per request, never deleted.
 var sessions = map[int]*session{}
 
@@ -75,8 +80,8 @@ func handle(i int, slab *slab) {
 	sessions[i] = &session{id: i}
 
 	scratch := slab.get()
-	buf := make([]byte, 16<<10)
-	buf[0] = byte(i)
+	lastResponse = make([]byte, 16<<10) // kept only until the next request
+	lastResponse[0] = byte(i)
 	slab.put(scratch)
 
 	if i%4 == 0 {

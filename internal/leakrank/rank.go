@@ -123,12 +123,24 @@ func Rank(snaps []*Snapshot, opts Options) (*Ranking, error) {
 		if u := last.Sites[k]; u != nil && u.ByAge != nil {
 			sr.OldShare, sr.HasAge = oldShare(u, oldSecs), true
 		}
-		sr.Score = score(sr, last.InUse)
+		if !isProfilerOwn(sr.Site) {
+			sr.Score = score(sr, last.InUse)
+		}
 		r.Sites = append(r.Sites, sr)
 	}
 	slices.SortFunc(r.Sites, compareRanks)
 	return r, nil
 }
+
+// profilerFrame is the frame under which the library writes its own Go
+// memory (its tables and buffers).
+const profilerFrame = "[leakhunt profiler]"
+
+// isProfilerOwn reports whether s is the profiler's own memory. It is
+// listed but never scored: it is bounded, and grows only while the
+// profiler's tables fill in its first flushes, which in a short series
+// would look like the steadiest growth of all.
+func isProfilerOwn(s Site) bool { return len(s.Stack) == 1 && s.Stack[0] == profilerFrame }
 
 // score is the share of the latest in-use memory that the site's steady
 // growth accounts for:

@@ -197,3 +197,25 @@ func TestRankChurnNoise(t *testing.T) {
 		}
 	}
 }
+
+// The profiler's own memory is listed but scores nothing, however it grew:
+// here it grows faster and more steadily than the leak.
+func TestRankSkipsProfilerOwnMemory(t *testing.T) {
+	series := leakranktest.LeakSeries(10)
+	own := []string{profilerFrame}
+	for i := range series {
+		series[i].Samples = append(series[i].Samples, leakranktest.Sample{
+			Heap: "go", Stack: own, InUse: int64(i+1) << 20, Age: -1,
+		})
+	}
+	r, err := Rank(snapshots(t, series), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, s := rankOf(t, r, own); s.Score != 0 || i == 0 {
+		t.Errorf("the profiler's own memory ranks %d with score %v, want a score of 0", i+1, s.Score)
+	}
+	if i, _ := rankOf(t, r, leakranktest.GrowingStack); i != 0 {
+		t.Errorf("the leak ranks %d, want first", i+1)
+	}
+}
