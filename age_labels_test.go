@@ -133,6 +133,12 @@ func TestContextLabelsWithPprofTagfocus(t *testing.T) {
 		case tenant[0] == "globex":
 			globex += s.Value[3]
 		}
+		// The leaf is the function that called the *Context hook.
+		switch leaf := s.Location[0].Line[0].Function.Name; strings.TrimPrefix(leaf, "github.com/leakhunt/profiler_test.") {
+		case "allocForTenant", "trackForTenant", "trackSizedForTenant":
+		default:
+			t.Errorf("sample %v has leaf %s, want the hook's caller", s.Value, leaf)
+		}
 		if len(s.Label["tenant"]) == 1 && (len(s.Label["endpoint"]) != 1 || s.Label["endpoint"][0] != "/upload") {
 			t.Errorf("sample %v lacks endpoint=/upload: %v", s.Value, s.Label)
 		}
