@@ -200,7 +200,9 @@ func compareRanks(a, b SiteRank) int {
 	if c := cmp.Compare(b.Score, a.Score); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(b.Growth, a.Growth); c != 0 {
+	// Among sites that score nothing, a fitted growth of ±1e-9 bytes on a
+	// flat site is rounding, not a signal: the larger site comes first.
+	if c := cmp.Compare(b.Growth, a.Growth); c != 0 && a.Score > 0 {
 		return c
 	}
 	if c := cmp.Compare(b.InUse, a.InUse); c != 0 {
