@@ -28,27 +28,12 @@ func Flush(b *testing.B) {
 		profiler.WithMaxLiveSamples(2*FlushSamples),
 		goHeapOff(),
 	)
-	for i := range FlushSamples {
-		CallPath(i%NumPaths, i, hookLeaf)
-	}
-	if err := p.WriteProfile(io.Discard); err != nil {
-		b.Fatal(err)
-	}
-	var w countingWriter
-	if err := p.WriteProfile(&w); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.WriteProfile(io.Discard); err != nil {
-			b.Fatal(err)
-		}
-	}
+	size := measureFlush(b, p)
 	// Metrics go after the loop: its first iteration resets them.
 	s := p.Stats()
 	b.ReportMetric(float64(s.LiveSamples), "live")
 	b.ReportMetric(float64(s.Stacks), "stacks")
-	b.ReportMetric(float64(w.n), "B/profile")
+	b.ReportMetric(float64(size), "B/profile")
 }
 
 // hookLeaf reports one 64-byte allocation under a key unique to i.
@@ -129,11 +114,18 @@ func FlushGoHeap(b *testing.B) {
 		profiler.WithMaxLiveSamples(2*FlushSamples),
 	)
 	runtime.MemProfileRate = 512 * 1024
+	size := measureFlush(b, p)
+	buckets, _ := runtime.MemProfile(nil, true)
+	b.ReportMetric(float64(buckets), "buckets")
+	b.ReportMetric(float64(size), "B/profile")
+}
+
+// measureFlush fills p's table with FlushSamples live samples over the
+// NumPaths stacks, writes one profile to warm the caches, and times
+// WriteProfile in steady state. It returns the size of a profile.
+func measureFlush(b *testing.B, p *profiler.Profiler) int64 {
 	for i := range FlushSamples {
 		CallPath(i%NumPaths, i, hookLeaf)
-	}
-	if err := p.WriteProfile(io.Discard); err != nil {
-		b.Fatal(err)
 	}
 	var w countingWriter
 	if err := p.WriteProfile(&w); err != nil {
@@ -145,7 +137,5 @@ func FlushGoHeap(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	buckets, _ := runtime.MemProfile(nil, true)
-	b.ReportMetric(float64(buckets), "buckets")
-	b.ReportMetric(float64(w.n), "B/profile")
+	return w.n
 }
