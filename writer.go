@@ -37,7 +37,7 @@ var sampleTypes = [...][2]string{
 // the hook's snapshot. The result is the caller's own: writing it, however
 // slowly, holds up no other profile.
 func (p *Profiler) profile(now time.Time) ([]byte, error) {
-	var goHeap *profile.Profile
+	var goHeap *goHeapSnapshot
 	if p.cfg.goHeap {
 		var err error
 		if goHeap, err = readGoHeap(p.cfg.gcFirst); err != nil {
@@ -60,18 +60,19 @@ type encoder struct {
 	depth   int                // the profiler's stack depth: a stack this long may be cut
 	maps    []*profile.Mapping // sorted by Start
 
-	strings map[string]int64
-	strtab  []string
-	funcs   map[frameKey]uint64
-	locs    map[locKey]uint64
-	synth   map[string]uint64
-	nextLoc uint64
-	tables  []byte // every Mapping, Location and Function message so far
-	stacks  map[*stack][]byte
-	ownFunc []bool    // by function id: the profiler's own code
-	ownLoc  []bool    // by location id: a line of the profiler's own code
-	sets    [][]int64 // string indices of label sets, key and value pairs, by id-1
-	heaps   map[uint32]int64
+	strings  map[string]int64
+	strtab   []string
+	funcs    map[frameKey]uint64
+	locs     map[locKey]uint64
+	synth    map[string]uint64
+	nextLoc  uint64
+	tables   []byte // every Mapping, Location and Function message so far
+	stacks   map[*stack][]byte
+	goStacks map[string][]byte // the Go heap's stacks by their PCs' bytes
+	ownFunc  []bool            // by function id: the profiler's own code
+	ownLoc   []bool            // by location id: a line of the profiler's own code
+	sets     [][]int64         // string indices of label sets, key and value pairs, by id-1
+	heaps    map[uint32]int64
 
 	// Indices of the strings every sample uses.
 	heapKey, bytesKey, ageKey, secondsUnit int64
@@ -101,18 +102,19 @@ type locKey struct {
 
 func newEncoder(symbols *symbolCache, depth int) *encoder {
 	e := &encoder{
-		symbols: symbols,
-		depth:   depth,
-		maps:    processMappings(),
-		strings: map[string]int64{"": 0},
-		strtab:  []string{""},
-		funcs:   make(map[frameKey]uint64),
-		locs:    make(map[locKey]uint64),
-		synth:   make(map[string]uint64),
-		stacks:  make(map[*stack][]byte),
-		heaps:   make(map[uint32]int64),
-		ownFunc: []bool{false},
-		ownLoc:  []bool{false},
+		symbols:  symbols,
+		depth:    depth,
+		maps:     processMappings(),
+		strings:  map[string]int64{"": 0},
+		strtab:   []string{""},
+		funcs:    make(map[frameKey]uint64),
+		locs:     make(map[locKey]uint64),
+		synth:    make(map[string]uint64),
+		stacks:   make(map[*stack][]byte),
+		goStacks: make(map[string][]byte),
+		heaps:    make(map[uint32]int64),
+		ownFunc:  []bool{false},
+		ownLoc:   []bool{false},
 	}
 	e.heapKey, e.bytesKey, e.ageKey, e.secondsUnit = e.str("heap"), e.str("bytes"), e.str("age"), e.str("seconds")
 	for _, m := range e.maps {
@@ -134,7 +136,7 @@ func newEncoder(symbols *symbolCache, depth int) *encoder {
 
 // encode returns the profile of p's state at now, with the samples of
 // goHeap (nil when off), gzipped.
-func (e *encoder) encode(p *Profiler, now time.Time, goHeap *profile.Profile) ([]byte, error) {
+func (e *encoder) encode(p *Profiler, now time.Time, goHeap *goHeapSnapshot) ([]byte, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
@@ -174,7 +176,7 @@ func (e *encoder) encode(p *Profiler, now time.Time, goHeap *profile.Profile) ([
 	// Comments change with every profile: their strings go at the end of
 	// the table and are dropped from it afterwards.
 	base := len(e.strtab)
-	for _, c := range p.comments(len(labelSets)) {
+	for _, c := range p.comments(len(labelSets), goHeap) {
 		e.strtab = append(e.strtab, c)
 		b = appendInt(b, fieldComment, int64(len(e.strtab)-1))
 	}
@@ -230,7 +232,7 @@ func (e *encoder) sortLive(ages []uint32, groups int) {
 }
 
 // comments describes the profile: rates, counts and anything dropped.
-func (p *Profiler) comments(labelSets int) []string {
+func (p *Profiler) comments(labelSets int, goHeap *goHeapSnapshot) []string {
 	t := p.table
 	c := []string{
 		fmt.Sprintf("leakhunt heap profile: sampling rate %d bytes, stack depth %d", p.sampler.rate, p.depth),
@@ -238,14 +240,18 @@ func (p *Profiler) comments(labelSets int) []string {
 			t.samples.Load(), t.count.Load(), t.stacks.count.Load(), labelSets,
 			t.droppedLive.Load(), t.droppedGroup.Load(), t.labels.dropped.Load()),
 	}
-	if p.cfg.goHeap {
+	if goHeap != nil {
 		gc := ""
 		if p.cfg.gcFirst {
 			gc = " (GC forced before this snapshot)"
 		}
+		source := "runtime.MemProfile records"
+		if goHeap.parsed != nil {
+			source = "runtime/pprof's heap profile (a stack filled MemProfile's 32 frames)"
+		}
 		c = append(c, fmt.Sprintf(
-			"go heap: runtime.MemProfileRate %d while profiling, %d before Start; in-use as of the last completed GC%s",
-			p.cfg.rate, p.prevMemProfileRate, gc))
+			"go heap: runtime.MemProfileRate %d while profiling, %d before Start; in-use as of the last completed GC%s; read from %s",
+			p.cfg.rate, p.prevMemProfileRate, gc, source))
 	}
 	return c
 }
@@ -370,11 +376,7 @@ func (e *encoder) str(s string) int64 {
 // synthetic frame if the stack was cut or could not be stored. A stack is
 // cut when it fills the whole depth without reaching the root every
 // goroutine has, runtime.goexit: capturing exactly the depth, and judging
-// here, spares the sampled path an extra frame of unwinding. The PCs of
-// an inlined chain share one Location, with a Line per function, innermost
-// first, as runtime/pprof writes them (its pcDeck), so -lines and the Go
-// heap's stacks agree with ours. runtime.goexit is left out, as
-// runtime/pprof does.
+// here, spares the sampled path an extra frame of unwinding.
 func (e *encoder) stack(st *stack) []byte {
 	if ids, ok := e.stacks[st]; ok {
 		return ids
@@ -385,13 +387,28 @@ func (e *encoder) stack(st *stack) []byte {
 		e.stacks[st] = ids
 		return ids
 	}
+	ids, root := e.appendLocations(nil, st.pcs)
+	if len(st.pcs) == e.depth && !root {
+		ids = appendVarint(ids, e.synthetic(truncatedFrame))
+	}
+	e.stacks[st] = ids
+	return ids
+}
+
+// appendLocations appends the location ids of pcs, return addresses leaf
+// first, and reports whether they reach runtime.goexit, the root of every
+// goroutine, which is left out as runtime/pprof does. The PCs of an
+// inlined chain share one Location, with a Line per function, innermost
+// first, as runtime/pprof writes them (its pcDeck), so -lines works and a
+// stack of the hook and one of the Go heap share their Locations.
+func (e *encoder) appendLocations(ids []byte, pcs []uintptr) ([]byte, bool) {
 	syms := e.syms[:0]
-	truncated := len(st.pcs) == e.depth
-	for _, pc := range st.pcs {
+	root := false
+	for _, pc := range pcs {
 		if sym := e.symbols.lookup(pc); !sym.goexit {
 			syms = append(syms, sym)
 		} else {
-			truncated = false
+			root = true
 		}
 	}
 	e.syms = syms
@@ -403,11 +420,7 @@ func (e *encoder) stack(st *stack) []byte {
 		ids = appendVarint(ids, e.location(syms[i:j]))
 		i = j
 	}
-	if truncated {
-		ids = appendVarint(ids, e.synthetic(truncatedFrame))
-	}
-	e.stacks[st] = ids
-	return ids
+	return ids, root
 }
 
 // location returns the id of the Location for one physical frame: the

@@ -1,12 +1,16 @@
 package bench
 
 import (
+	"bytes"
 	"io"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/google/pprof/profile"
 	"github.com/leakhunt/profiler"
 )
 
@@ -138,4 +142,79 @@ func measureFlush(b *testing.B, p *profiler.Profiler) int64 {
 		}
 	}
 	return w.n
+}
+
+// The Go heap's cheap path: in a program whose Go allocation stacks all fit
+// runtime.MemProfile's 32 frames, a flush reads raw records and symbolizes
+// only new PCs, instead of parsing what runtime/pprof writes. These two
+// run first in a plain `go test -bench .` (see bench_test.go): a single
+// deeper stack anywhere in the process sends every later flush down the
+// runtime/pprof path.
+
+// ShallowPaths is the number of distinct shallow Go allocation stacks.
+const ShallowPaths = 1024
+
+var (
+	shallowObjects     []*[flushAllocSize]byte
+	shallowObjectsOnce sync.Once
+)
+
+// shallowFixture allocates 4 objects on each of ShallowPaths shallow
+// stacks, every allocation profiled, and runs two GCs to publish them.
+func shallowFixture() {
+	shallowObjectsOnce.Do(func() {
+		shallowObjects = make([]*[flushAllocSize]byte, 4*ShallowPaths)
+		old := runtime.MemProfileRate
+		runtime.MemProfileRate = 1
+		for i := range shallowObjects {
+			ShallowPath(i%ShallowPaths, i, shallowLeaf)
+		}
+		runtime.MemProfileRate = old
+		runtime.GC()
+		runtime.GC()
+	})
+}
+
+func shallowLeaf(i int) { shallowObjects[i] = new([flushAllocSize]byte) }
+
+// FlushGoHeapShallow measures one WriteProfile with the Go heap on and the
+// hook's table empty, over the shallow fixture's stacks. It fails if the
+// flush did not take the raw-records path.
+func FlushGoHeapShallow(b *testing.B) {
+	shallowFixture()
+	p := startProfiler(b)
+	var w bytes.Buffer
+	if err := p.WriteProfile(&w); err != nil {
+		b.Fatal(err)
+	}
+	prof, err := profile.Parse(&w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !slices.ContainsFunc(prof.Comments, func(c string) bool { return strings.Contains(c, "read from runtime.MemProfile") }) {
+		b.Fatalf("the flush read runtime/pprof's profile, not raw records: %q", prof.Comments)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.WriteProfile(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	buckets, _ := runtime.MemProfile(nil, true)
+	b.ReportMetric(float64(buckets), "buckets")
+}
+
+// BaselinePprofHeapShallow is pprof.Lookup("heap").WriteTo over the same
+// shallow stacks, in the same process.
+func BaselinePprofHeapShallow(b *testing.B) {
+	shallowFixture()
+	heap := pprof.Lookup("heap")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := heap.WriteTo(io.Discard, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	buckets, _ := runtime.MemProfile(nil, true)
+	b.ReportMetric(float64(buckets), "buckets")
 }

@@ -34,13 +34,24 @@ func init() {
 // allocated on the heap, which would add an allocation on a stack of its
 // own.
 func CallPath(id, i int, leaf func(int)) {
-	var digits uint64
-	n := 0
+	digits, n := pathDigits(id)
+	trunk(trunkDepth, digits, n, i, leaf)
+}
+
+// ShallowPath is CallPath without the trunk: its stacks stay well under the
+// 32 frames that runtime.MemProfile keeps.
+func ShallowPath(id, i int, leaf func(int)) {
+	digits, n := pathDigits(id)
+	descend(digits, n, i, leaf)
+}
+
+// pathDigits returns the digits of path id, four bits each, and how many.
+func pathDigits(id int) (digits uint64, n int) {
 	for v := id + 1; v > 0; v = (v - 1) / 16 {
 		digits |= uint64((v-1)%16) << (4 * n)
 		n++
 	}
-	trunk(trunkDepth, digits, n, i, leaf)
+	return digits, n
 }
 
 //go:noinline
