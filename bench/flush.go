@@ -77,21 +77,27 @@ var (
 	goObjectsOnce sync.Once
 )
 
-// runtimeFixture allocates FlushSamples objects from the NumPaths stacks
-// with every allocation profiled, then runs two GCs so that the heap
-// profile (as of the last completed GC, up to two cycles old) shows them.
+// runtimeFixture allocates FlushSamples objects from the NumPaths stacks,
+// every allocation profiled.
 func runtimeFixture() {
 	goObjectsOnce.Do(func() {
 		goObjects = make([]*[flushAllocSize]byte, FlushSamples)
-		old := runtime.MemProfileRate
-		runtime.MemProfileRate = 1
-		for i := range FlushSamples {
-			CallPath(i%NumPaths, i, goLeaf)
-		}
-		runtime.MemProfileRate = old
-		runtime.GC()
-		runtime.GC()
+		allocateProfiled(FlushSamples, NumPaths, CallPath, goLeaf)
 	})
+}
+
+// allocateProfiled calls leaf(i) for i < n from path i%paths, with every
+// allocation profiled, then runs two GCs so that the heap profile (as of
+// the last completed GC, up to two cycles old) shows them.
+func allocateProfiled(n, paths int, path func(id, i int, leaf func(int)), leaf func(int)) {
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	for i := range n {
+		path(i%paths, i, leaf)
+	}
+	runtime.MemProfileRate = old
+	runtime.GC()
+	runtime.GC()
 }
 
 func goLeaf(i int) { goObjects[i] = new([flushAllocSize]byte) }
@@ -160,18 +166,11 @@ var (
 )
 
 // shallowFixture allocates 4 objects on each of ShallowPaths shallow
-// stacks, every allocation profiled, and runs two GCs to publish them.
+// stacks, every allocation profiled.
 func shallowFixture() {
 	shallowObjectsOnce.Do(func() {
 		shallowObjects = make([]*[flushAllocSize]byte, 4*ShallowPaths)
-		old := runtime.MemProfileRate
-		runtime.MemProfileRate = 1
-		for i := range shallowObjects {
-			ShallowPath(i%ShallowPaths, i, shallowLeaf)
-		}
-		runtime.MemProfileRate = old
-		runtime.GC()
-		runtime.GC()
+		allocateProfiled(len(shallowObjects), ShallowPaths, ShallowPath, shallowLeaf)
 	})
 }
 
