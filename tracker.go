@@ -170,8 +170,11 @@ func mix(x uint64) uint64 {
 	return x
 }
 
+// hashKey hashes a live key for the table and the filter, both of which
+// use only its top bits (shard, slot): a multiply carries every input bit
+// up into them, so one is enough on the path every Free takes.
 func hashKey(k liveKey) uint64 {
-	return mix(uint64(k.key) ^ uint64(k.heap)<<32 ^ uint64(k.heap))
+	return (uint64(k.key) + uint64(k.heap)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
 }
 
 func (t *liveTable) shard(h uint64) *liveShard {

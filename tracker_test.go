@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"math/bits"
 	"sync"
 	"testing"
 )
@@ -113,6 +114,39 @@ func TestKeyFilterSlotsFollowShards(t *testing.T) {
 			slotsPerShard := n / liveShards
 			if got, want := c.slot(h)/slotsPerShard, h>>(64-liveShardBits); got != want {
 				t.Fatalf("key %d: slot of shard %d, key of shard %d", k, got, want)
+			}
+		}
+	}
+}
+
+// Keys are often aligned addresses or small consecutive ids; the key hash
+// must still spread them over shards and filter slots as random keys
+// would, or Frees would queue on one lock and pass the filter more often.
+func TestKeyHashSpreadsStructuredKeys(t *testing.T) {
+	c := newFilterSlots(1 << 18)
+	for _, keys := range []struct {
+		name string
+		key  func(i int) uintptr
+	}{
+		{"page-aligned addresses", func(i int) uintptr { return 1<<(bits.UintSize-2) + uintptr(i)*4096 }},
+		{"consecutive ids", func(i int) uintptr { return uintptr(i) }},
+	} {
+		const n = 16384
+		slots := map[uint64]bool{}
+		var shards [liveShards]int
+		for i := range n {
+			h := hashKey(liveKey{key: keys.key(i), heap: 1})
+			slots[c.slot(h)] = true
+			shards[h>>(64-liveShardBits)]++
+		}
+		// Random keys would leave n·(1 - n/(2·slots)) ≈ 97% of slots distinct.
+		if len(slots) < n*95/100 {
+			t.Errorf("%s: %d keys took only %d distinct filter slots", keys.name, n, len(slots))
+		}
+		// 256 keys a shard on average; 5σ of a binomial is about 80.
+		for i, m := range shards {
+			if m < 256-80 || m > 256+80 {
+				t.Errorf("%s: shard %d got %d keys, want 256±80", keys.name, i, m)
 			}
 		}
 	}
