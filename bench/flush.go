@@ -50,10 +50,16 @@ func hookLeaf(i int) { profiler.Alloc(uintptr(i+1)*64, flushAllocSize) }
 // allocated from.
 func BaselinePprofHeap(b *testing.B) {
 	runtimeFixture()
+	size := measurePprofHeap(b)
+	buckets, _ := runtime.MemProfile(nil, true)
+	b.ReportMetric(float64(buckets), "buckets")
+	b.ReportMetric(float64(size), "B/profile")
+}
+
+// measurePprofHeap times pprof.Lookup("heap").WriteTo in steady state
+// (after one warm-up write) and returns the size of a profile.
+func measurePprofHeap(b *testing.B) int64 {
 	heap := pprof.Lookup("heap")
-	if err := heap.WriteTo(io.Discard, 0); err != nil {
-		b.Fatal(err)
-	}
 	var w countingWriter
 	if err := heap.WriteTo(&w, 0); err != nil {
 		b.Fatal(err)
@@ -64,9 +70,7 @@ func BaselinePprofHeap(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	buckets, _ := runtime.MemProfile(nil, true)
-	b.ReportMetric(float64(buckets), "buckets")
-	b.ReportMetric(float64(w.n), "B/profile")
+	return w.n
 }
 
 // goObjects holds the runtime fixture's objects live for the life of the
@@ -207,13 +211,8 @@ func FlushGoHeapShallow(b *testing.B) {
 // shallow stacks, in the same process.
 func BaselinePprofHeapShallow(b *testing.B) {
 	shallowFixture()
-	heap := pprof.Lookup("heap")
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := heap.WriteTo(io.Discard, 0); err != nil {
-			b.Fatal(err)
-		}
-	}
+	size := measurePprofHeap(b)
 	buckets, _ := runtime.MemProfile(nil, true)
 	b.ReportMetric(float64(buckets), "buckets")
+	b.ReportMetric(float64(size), "B/profile")
 }
