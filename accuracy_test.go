@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"math/bits"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/google/pprof/profile"
 )
@@ -321,10 +322,6 @@ func TestSamplerProbability(t *testing.T) {
 			if want := refProbability(size, rate); math.Abs(got-want) > 1e-12*want {
 				t.Errorf("rate %d: probability(%d) = %.17g, want %.17g (relative error %.2g)", rate, size, got, want, (got-want)/want)
 			}
-			// quickReject depends on p(s) ≤ s/R.
-			if r := float64(size) / float64(rate); got > r {
-				t.Errorf("rate %d: probability(%d) = %.17g > s/R = %.17g", rate, size, got, r)
-			}
 			if got < prev || got > 1 {
 				t.Errorf("rate %d: probability(%d) = %.17g not in [p of the next smaller size = %.17g, 1]", rate, size, got, prev)
 			}
@@ -364,95 +361,58 @@ func TestSamplerScale(t *testing.T) {
 	}
 }
 
-// TestSamplerQuickRejectIsSound checks the property the fast path relies
-// on: quickReject never rejects a draw that accept would accept, so the
-// shortcut changes the cost of a decision, never its outcome.
-func TestSamplerQuickRejectIsSound(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	var rejected, accepted int
-	for _, rate := range []int{1, 2, 3, 7, 1000, 4096, DefaultSamplingRate, maxSamplingRate - 1, maxSamplingRate} {
-		s := newSampler(rate)
-		sizes := []int{0, 1, 2, rate - 1, rate, rate + 1, 2 * rate, 1 << 30, math.MaxInt32, -1}
-		for range 20 {
-			sizes = append(sizes, 1+int(r.Int64N(min(4*int64(rate), math.MaxInt32))))
-		}
-		for _, size := range sizes {
-			us := []uint64{0, 1, math.MaxUint64, math.MaxUint64 - 1, 1 << 63}
-			if size > 0 && uint64(size) < s.rate {
-				// The quick-reject threshold and its neighbours. It
-				// must not overflow for any s < rate ≤ maxSamplingRate.
-				hi, th := bits.Mul64(uint64(size), s.mul)
-				if hi != 0 {
-					t.Errorf("rate %d size %d: s·mul overflows 64 bits", rate, size)
-				}
-				us = append(us, th-1, th, th+1)
-			}
-			if size > 0 {
-				// accept's own threshold p·2^64 and its neighbours.
-				th := s.probability(int64(size)) * (1 << 64)
-				if th < 1<<64 {
-					b := uint64(th)
-					us = append(us, b-1024, b-1, b, b+1, b+1024)
-				}
-			}
-			for range 200 {
-				us = append(us, r.Uint64())
-			}
-			for _, u := range us {
-				q, a := s.quickReject(size, u), s.accept(size, u)
-				if q && a {
-					t.Fatalf("rate %d size %d u %#x: quickReject rejects a draw that accept accepts", rate, size, u)
-				}
-				if q {
-					rejected++
-				}
-				if a {
-					accepted++
-				}
-			}
-		}
-	}
-	// Both outcomes occurred, so the property was not checked vacuously.
-	if rejected == 0 || accepted == 0 {
-		t.Fatalf("quickReject rejected %d and accept accepted %d draws; want both > 0", rejected, accepted)
-	}
-	t.Logf("%d draws quick-rejected, %d accepted, none both", rejected, accepted)
+// newSampler returns a sampler of the given rate, outside any profiler.
+func newSampler(rate int) *sampler {
+	s := new(sampler)
+	s.init(rate)
+	return s
 }
 
-// TestSamplerSampleFrequency checks sample() against p(s) directly: the
-// fraction of M draws sampled must be within five binomial sigmas of p.
-// Sizes are chosen so that both M·p and M·(1-p) are in the thousands.
+// decide is one allocation through the sampler, fast path and slow path,
+// as the hook makes it.
+func (s *sampler) decide(c *countdown, size int) bool {
+	return !c.pass(size) && s.settle(c, size)
+}
+
+// TestSamplerSampleFrequency checks the countdown against p(s) directly:
+// the fraction of M draws sampled must be within five binomial sigmas of
+// p. Sizes are chosen so that both M·p and M·(1-p) are in the thousands.
+// Each size runs alone and then interleaved with allocations of other
+// sizes on the same countdown, whose presence must not change its rate.
 func TestSamplerSampleFrequency(t *testing.T) {
 	const rate, draws = 4096, 200_000
 	s := newSampler(rate)
+	c := s.here()
 	for _, size := range []int{rate / 32, rate / 2, rate, 2 * rate} {
-		hits := 0
-		for range draws {
-			if s.sample(size) {
-				hits++
+		for _, mixed := range []bool{false, true} {
+			hits := 0
+			for i := range draws {
+				if mixed {
+					s.decide(c, 1+i%(3*rate)) // another site's allocation
+				}
+				if s.decide(c, size) {
+					hits++
+				}
 			}
-		}
-		p := 1 - math.Exp(-float64(size)/rate)
-		sigma := math.Sqrt(draws * p * (1 - p))
-		diff := float64(hits) - draws*p
-		t.Logf("size %5d: sampled %6d of %d, expected %.0f, z %+.2f", size, hits, draws, draws*p, diff/sigma)
-		if math.Abs(diff) > 5*sigma {
-			t.Errorf("size %d at rate %d: sampled %d of %d, expected %.0f ± %.0f (5σ)", size, rate, hits, draws, draws*p, 5*sigma)
+			p := 1 - math.Exp(-float64(size)/rate)
+			sigma := math.Sqrt(draws * p * (1 - p))
+			diff := float64(hits) - draws*p
+			t.Logf("size %5d (mixed %v): sampled %6d of %d, expected %.0f, z %+.2f", size, mixed, hits, draws, draws*p, diff/sigma)
+			if math.Abs(diff) > 5*sigma {
+				t.Errorf("size %d at rate %d (mixed %v): sampled %d of %d, expected %.0f ± %.0f (5σ)", size, rate, mixed, hits, draws, draws*p, 5*sigma)
+			}
 		}
 	}
 }
 
 func TestSamplerRateOneSamplesEverything(t *testing.T) {
 	s := newSampler(1)
-	r := rand.New(rand.NewPCG(5, 6))
+	c := s.here()
 	for _, size := range []int{1, 2, 16, 1000, 1 << 30, math.MaxInt} {
-		for _, u := range []uint64{0, math.MaxUint64, r.Uint64()} {
-			if s.quickReject(size, u) || !s.accept(size, u) {
-				t.Errorf("rate 1: size %d u %#x not sampled; rate 1 must record every allocation", size, u)
+		for range 3 {
+			if !s.decide(c, size) {
+				t.Errorf("rate 1: size %d not sampled; rate 1 must record every allocation", size)
 			}
-		}
-		if !s.sample(size) {
-			t.Errorf("rate 1: sample(%d) = false", size)
 		}
 	}
 	for _, size := range []int{1, 2, 16, 1000, 1 << 30} {
@@ -461,27 +421,54 @@ func TestSamplerRateOneSamplesEverything(t *testing.T) {
 		}
 	}
 	for _, size := range []int{0, -1} {
-		if s.sample(size) {
-			t.Errorf("rate 1: sample(%d) = true; sizes ≤ 0 are ignored", size)
+		if s.decide(c, size) {
+			t.Errorf("rate 1: size %d sampled; sizes ≤ 0 are ignored", size)
 		}
 	}
 }
 
-// TestSamplerAcceptsCertainSizes: once p(s) is 1.0 in float64 (s ≥ 37R),
-// every draw must be accepted, as for rate 1. accept compares float64(u)
-// with p·2^64, and float64(u) rounds the top 2^10 values of u up to 2^64
-// itself, so those draws are rejected.
-func TestSamplerAcceptsCertainSizes(t *testing.T) {
-	s := newSampler(4096)
-	for _, size := range []int{40 * 4096, 1 << 30} {
-		if p := s.probability(int64(size)); p != 1 {
-			t.Fatalf("probability(%d) = %v, want exactly 1 for this test", size, p)
+// Sizes of zero or less are ignored and leave the countdown as it was: a
+// negative size must not push the next sample point further away.
+func TestSamplerIgnoresNonPositiveSizes(t *testing.T) {
+	s := newSampler(DefaultSamplingRate)
+	c := s.here()
+	before := c.left
+	for _, size := range []int{0, -1, -4096, math.MinInt} {
+		if s.decide(c, size) {
+			t.Errorf("size %d sampled", size)
 		}
-		for _, u := range []uint64{0, 1 << 63, math.MaxUint64 - 1<<11, math.MaxUint64 - 1<<10 + 1, math.MaxUint64} {
-			if !s.accept(size, u) {
-				t.Errorf("accept(%d, %#x) = false with p(%d) = 1: float64(u) rounds up to 2^64 = p·2^64", size, u, size)
-			}
+		if c.left != before {
+			t.Fatalf("size %d moved the countdown from %d to %d", size, before, c.left)
 		}
+	}
+}
+
+// Goroutines whose stacks are apart use different countdowns, each on a
+// cache line of its own, so that hook calls running at once share no
+// written memory.
+func TestSamplerCountdownsPerStack(t *testing.T) {
+	s := newSampler(DefaultSamplingRate)
+	if sz := unsafe.Sizeof(countdown{}); sz != 64 {
+		t.Errorf("countdown is %d bytes, want a 64-byte cache line", sz)
+	}
+	const goroutines = 8
+	slots := make(chan *countdown, goroutines)
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range goroutines {
+		wg.Go(func() {
+			slots <- s.here()
+			<-release // all alive at once, so no stack is reused
+		})
+	}
+	seen := map[*countdown]bool{}
+	for range goroutines {
+		seen[<-slots] = true
+	}
+	close(release)
+	wg.Wait()
+	if len(seen) < goroutines-1 {
+		t.Errorf("%d live goroutines got %d distinct countdowns; want at least %d", goroutines, len(seen), goroutines-1)
 	}
 }
 

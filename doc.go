@@ -52,9 +52,9 @@
 // p(s) = 1 - exp(-s/R), independently of all others. Only sampled
 // allocations capture a stack (raw program counters, symbolized later in the
 // background) and enter the live-object table. Everything else costs the
-// hook a countdown of bytes on the current P, as in the runtime's own
-// sampler, and a look at a small filter of live keys, with no lock, no
-// shared write and no allocation.
+// hook a countdown of bytes, as in the runtime's own sampler, kept per
+// goroutine stack rather than per P, and a look at a small filter of live
+// keys, with no lock, no shared write and no allocation.
 //
 // The Go heap is sampled by the runtime itself, with the same process and
 // runtime.MemProfileRate as R. While the profiler runs with the Go heap

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -24,16 +25,20 @@ import (
 type Heap struct {
 	name string
 	id   uint32
+	seed uint64 // heapSeed(id), the heap's part of its keys' hashes
 }
 
 var (
 	heapsMu   sync.Mutex
 	heapNames = []string{0: "", 1: defaultHeapName} // index is Heap.id
 
-	defaultHeap = &Heap{name: defaultHeapName, id: 1}
+	defaultHeap = &Heap{name: defaultHeapName, id: defaultHeapID, seed: heapSeed(defaultHeapID)}
 )
 
-const defaultHeapName = "default"
+const (
+	defaultHeapName = "default"
+	defaultHeapID   = 1
+)
 
 // NewHeap returns a new Heap whose samples are labelled heap=name. Each call
 // returns a distinct key space, even for a name used before. NewHeap panics
@@ -50,7 +55,8 @@ func NewHeap(name string) *Heap {
 	if uint64(len(heapNames)) >= uint64(trackedBit) {
 		panic("profiler: too many heaps")
 	}
-	h := &Heap{name: name, id: uint32(len(heapNames))}
+	id := uint32(len(heapNames))
+	h := &Heap{name: name, id: id, seed: heapSeed(id)}
 	heapNames = append(heapNames, name)
 	return h
 }
@@ -68,15 +74,13 @@ func heapName(id uint32) string {
 // goHeapName labels samples of the Go runtime's own heap.
 const goHeapName = "go"
 
-// Frames between runtime.Callers and the hook's caller, for each entry
-// point: runtime.Callers, record, and the hook functions (their logical
-// frames count whether or not they were inlined). The capture buffer lives
-// in record's frame, not in the functions of the unsampled path, whose
-// frames stay small so that a call on a nearly full goroutine stack does
-// not grow it.
+// Frames from runtime.Callers up to the hook's caller on the sampled path,
+// for each kind of entry point: runtime.Callers, the outlined function that
+// records the sample, and the hook functions, whose logical frames count
+// whether or not they were inlined.
 const (
-	skipAlloc = 4 // Callers, record, Profiler.alloc(Context), (Heap.)Alloc(Context)
-	skipTrack = 5 // Callers, record, Profiler.track, Heap.track, (Heap.)Track(Size)(Context)
+	skipAlloc = 4 // Callers, Profiler.allocSampled, Profiler.alloc(Context), (Heap.)Alloc(Context)
+	skipTrack = 4 // Callers, Profiler.trackSampled, Heap.track, (Heap.)Track(Size)(Context)
 )
 
 // Alloc reports that size bytes were allocated under key in this heap. If
@@ -84,7 +88,7 @@ const (
 // another Alloc reuses key. A size of zero or less is ignored.
 func (h *Heap) Alloc(key uintptr, size int) {
 	if p := active.Load(); p != nil {
-		p.alloc(key, h.id, size)
+		p.alloc(key, h, size)
 	}
 }
 
@@ -97,18 +101,14 @@ func (h *Heap) Alloc(key uintptr, size int) {
 // and counted in Stats.LabelSetsDropped.
 func (h *Heap) AllocContext(ctx context.Context, key uintptr, size int) {
 	if p := active.Load(); p != nil {
-		p.allocContext(ctx, key, h.id, size)
+		p.allocContext(ctx, key, h, size)
 	}
 }
 
 // Free reports that the allocation under key in this heap was released.
 // Free of a key that is not live (almost always: most allocations are not
 // sampled) costs a hash and a look at a small bitmap, with no lock.
-func (h *Heap) Free(key uintptr) {
-	if p := active.Load(); p != nil {
-		p.table.free(key, h.id)
-	}
-}
+func (h *Heap) Free(key uintptr) { freeFiltered(key, h, freeListed) }
 
 // Track reports a Go object allocated by the caller, obj being a non-nil
 // pointer to it; its size is that of the pointed-to type. A sampled object
@@ -150,7 +150,7 @@ func pointerOf(obj any) (unsafe.Pointer, int) {
 // Alloc reports an allocation in the default heap; see Heap.Alloc.
 func Alloc(key uintptr, size int) {
 	if p := active.Load(); p != nil {
-		p.alloc(key, defaultHeap.id, size)
+		p.alloc(key, defaultHeap, size)
 	}
 }
 
@@ -158,16 +158,12 @@ func Alloc(key uintptr, size int) {
 // labels in ctx; see Heap.AllocContext.
 func AllocContext(ctx context.Context, key uintptr, size int) {
 	if p := active.Load(); p != nil {
-		p.allocContext(ctx, key, defaultHeap.id, size)
+		p.allocContext(ctx, key, defaultHeap, size)
 	}
 }
 
 // Free reports a release in the default heap; see Heap.Free.
-func Free(key uintptr) {
-	if p := active.Load(); p != nil {
-		p.table.free(key, defaultHeap.id)
-	}
-}
+func Free(key uintptr) { freeFiltered(key, defaultHeap, freeListed) }
 
 // Track reports the Go object *obj, allocated by the caller, to the default
 // heap. Only a sampled object gets a runtime.AddCleanup, which removes it
@@ -206,50 +202,103 @@ func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 		panic("profiler: Track of a nil pointer")
 	}
 	if p := active.Load(); p != nil {
-		p.track(ctx, h, ptr, size)
+		if c := p.sampler.here(); !c.pass(size) {
+			p.trackSampled(c, ctx, ptr, h, size)
+		}
 	}
 }
 
-// alloc is the hook's Alloc with a profiler running: decide, and record the
-// rare sampled allocation.
-func (p *Profiler) alloc(key uintptr, heap uint32, size int) {
-	if !p.sampler.sample(size) {
-		// A live record under key belongs to an object that was freed
-		// without a Free; the new, unsampled object replaces it.
-		p.table.free(key, heap)
+// alloc is the hook's Alloc with a profiler running. It counts the
+// allocation on the caller's countdown and records it when a sample point
+// falls inside it. An unsampled allocation under a live key ends the key's
+// old record: its object was freed without a Free.
+func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
+	if c := p.sampler.here(); !c.pass(size) {
+		p.allocSampled(c, nil, key, h, size)
 		return
 	}
-	p.record(liveKey{key: key, heap: heap}, size, 0, skipAlloc)
+	freeFiltered(key, h, freeListed)
 }
 
-// allocContext is alloc with the labels of ctx on a sampled allocation.
-func (p *Profiler) allocContext(ctx context.Context, key uintptr, heap uint32, size int) {
-	if !p.sampler.sample(size) {
-		p.table.free(key, heap)
+// allocContext is alloc for AllocContext, apart so that Alloc does not
+// carry a context it never uses.
+func (p *Profiler) allocContext(ctx context.Context, key uintptr, h *Heap, size int) {
+	if c := p.sampler.here(); !c.pass(size) {
+		p.allocSampled(c, ctx, key, h, size)
 		return
 	}
-	p.record(liveKey{key: key, heap: heap}, size, p.table.labels.intern(ctx), skipAlloc)
+	freeFiltered(key, h, freeListed)
 }
 
-// track records a sampled Go object under a fresh sample id and attaches
-// the cleanup that removes exactly that record. Keying by id, not address,
-// matters: a cleanup runs some time after the object died, by when its
-// address may hold a new, also tracked, object.
-func (p *Profiler) track(ctx context.Context, h *Heap, ptr unsafe.Pointer, size int) {
-	if !p.sampler.sample(size) {
+// freeFiltered looks key up in the live-key filter, and hands it to listed
+// if the filter cannot rule it out: the whole of Free for a key that was
+// never sampled. It is filterSlots.mayContain and hashKey written out, and
+// it calls listed, always freeListed, through a parameter, because the
+// inliner charges such a call far less than a call to a function it cannot
+// inline (inlineParamCallCost against inlineExtraCallCost in
+// cmd/compile/internal/inline): that is what lets Free inline into its
+// callers. The call happens only when the filter lets the key through.
+func freeFiltered(key uintptr, h *Heap, listed func(uintptr, *Heap)) {
+	f := (*filterSlots)(atomic.LoadPointer(&liveFilter))
+	x := (uint64(key) + h.seed) * keyMul >> (f.low % 64)
+	if w := atomic.LoadUint64(&f.words[x>>12]); w>>(x>>6%64)&(w>>(x%64))&1 != 0 {
+		listed(key, h)
+	}
+}
+
+// The slow paths are outlined, and kept so, so that the capture buffer
+// lives in their frames only: a hook call on a nearly full goroutine stack
+// must not grow it.
+
+// allocSampled finishes an Alloc that the countdown did not pass: a
+// sampled allocation is recorded, replacing a live record under its key.
+//
+//go:noinline
+func (p *Profiler) allocSampled(c *countdown, ctx context.Context, key uintptr, h *Heap, size int) {
+	if !p.sampler.settle(c, size) {
 		return
 	}
-	var labels uint32
-	if ctx != nil {
-		labels = p.table.labels.intern(ctx)
+	var buf [maxStackDepth]uintptr
+	pcs := buf[:runtime.Callers(skipAlloc, buf[:p.depth])]
+	p.record(liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), pcs)
+}
+
+// trackSampled records a sampled Go object under a fresh sample id and
+// attaches the cleanup that removes exactly that record. Keying by id, not
+// address, matters: a cleanup runs some time after the object died, by
+// when its address may hold a new, also tracked, object.
+//
+//go:noinline
+func (p *Profiler) trackSampled(c *countdown, ctx context.Context, ptr unsafe.Pointer, h *Heap, size int) {
+	if !p.sampler.settle(c, size) {
+		return
 	}
+	var buf [maxStackDepth]uintptr
+	pcs := buf[:runtime.Callers(skipTrack, buf[:p.depth])]
 	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: h.id | trackedBit}
-	if p.record(k, size, labels, skipTrack) {
+	if p.record(k, size, p.labelsOf(ctx), pcs) {
 		if r := addCleanup(ptr, trackedRef{table: p.table, key: k}); r != nil {
 			p.table.remove(k)
 			panic(fmt.Sprintf("profiler: Track of memory the Go heap does not own (use Alloc and Free for it): %v", r))
 		}
 	}
+}
+
+// freeListed finishes a Free whose key the filter could not rule out.
+//
+//go:noinline
+func freeListed(key uintptr, h *Heap) {
+	if p := active.Load(); p != nil {
+		p.table.remove(liveKey{key: key, heap: h.id})
+	}
+}
+
+// labelsOf interns the pprof labels of ctx; nil means none.
+func (p *Profiler) labelsOf(ctx context.Context) uint32 {
+	if ctx == nil {
+		return 0
+	}
+	return p.table.labels.intern(ctx)
 }
 
 // addCleanup attaches untrack to the object at ptr. It returns what
@@ -269,15 +318,10 @@ type trackedRef struct {
 
 func untrack(r trackedRef) { r.table.remove(r.key) }
 
-// record captures the stack of a sampled allocation, exactly the depth
-// deep (whether it was cut is judged when it is written), and stores it
-// with its label set. skip is the number of frames from runtime.Callers up
-// to the hook's caller. It reports whether the sample was kept.
-//
-//go:noinline
-func (p *Profiler) record(k liveKey, size int, labels uint32, skip int) bool {
-	var buf [maxStackDepth]uintptr
-	pcs := buf[:runtime.Callers(skip, buf[:p.depth])]
+// record stores a sampled allocation with its stack, exactly the depth
+// deep (whether it was cut is judged when it is written), and its label
+// set. It reports whether the sample was kept.
+func (p *Profiler) record(k liveKey, size int, labels uint32, pcs []uintptr) bool {
 	t := p.table
 	t.samples.Add(1)
 	gid := t.groups.find(t.stacks, k.heap&^trackedBit, labels, pcs, t.stacks.hash(pcs), int64(size))

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
@@ -88,19 +89,20 @@ func Start(opts ...Option) (*Profiler, error) {
 		return nil, fmt.Errorf("profiler: %w", err)
 	}
 	p := &Profiler{
-		cfg:     cfg,
-		sampler: newSampler(cfg.rate),
-		depth:   cfg.depth,
-		table:   newLiveTable(cfg.maxLive, cfg.maxStacks),
-		start:   time.Now(),
-		files:   files,
-		enc:     newEncoder(processSymbols, cfg.depth),
-		done:    make(chan struct{}),
+		cfg:   cfg,
+		depth: cfg.depth,
+		table: newLiveTable(cfg.maxLive, cfg.maxStacks),
+		start: time.Now(),
+		files: files,
+		enc:   newEncoder(processSymbols, cfg.depth),
+		done:  make(chan struct{}),
 	}
 	p.prevMemProfileRate = runtime.MemProfileRate
 	if cfg.goHeap {
 		runtime.MemProfileRate = cfg.rate
 	}
+	p.sampler.init(cfg.rate)
+	p.table.filter.publish(&liveFilter)
 	running = p
 	active.Store(p)
 	p.group.Go(p.loop)
@@ -132,6 +134,7 @@ func (p *Profiler) Stop() error {
 		p.stopped = true
 		p.lifecycle.Unlock()
 		active.CompareAndSwap(p, nil)
+		atomic.StorePointer(&liveFilter, unsafe.Pointer(noFilter))
 		close(p.done)
 		errLoop := p.group.Wait()
 		_, errFlush := p.flush()

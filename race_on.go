@@ -2,7 +2,7 @@
 
 package profiler
 
-// raceEnabled is true when built with -race. The race detector does not
-// know that a pinned goroutine has its P to itself, so per-P counters use
-// atomic operations under it.
+// raceEnabled is true when built with -race. The sampler's countdowns are
+// read and written without atomics, racily by design (see sampler.go);
+// under the race detector they use atomic operations instead.
 const raceEnabled = true

@@ -2,9 +2,10 @@ package profiler
 
 import (
 	"math"
+	"math/bits"
 	"math/rand/v2"
-	"runtime"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The sampler decides, for each allocation the hook sees, whether to record
@@ -20,120 +21,130 @@ import (
 // weights is an unbiased estimate of the true totals (the runtime's
 // scaleHeapSample does the same for Go's heap profile).
 //
-// The runtime implements the process with a per-P countdown of bytes until
-// the next sample point (runtime/malloc.go, nextSample), and so does this
-// sampler: each P has its own countdown on its own cache line, reached by
-// pinning the goroutine to its P (see procpin.go), so the unsampled path is
-// a subtract and a compare with no lock, no shared write and no random
-// draw. Gaps between points are drawn as floor(E)+1 bytes with E
-// exponential of mean rate, which puts a point on each byte independently
-// with probability 1-exp(-1/rate): a Poisson process over whole bytes, so
-// an allocation of s bytes holds no point with probability exactly
-// exp(-s/rate), whatever came before it. Splitting one process into
-// per-P streams changes nothing, since each stream is such a process.
+// Like the runtime, the sampler keeps a countdown of bytes until the next
+// sample point, so the unsampled path is a compare and a subtract with no
+// lock, no random draw and no call. Gaps between points are drawn as
+// floor(E)+1 bytes with E exponential of mean rate, which puts a point on
+// each byte independently with probability 1-exp(-1/rate): a Poisson process
+// over whole bytes, so an allocation of s bytes holds no point with
+// probability exactly exp(-s/rate), whatever came before it. A sampled
+// allocation restarts its countdown with a fresh gap, since the bytes after
+// it are independent of what fell inside it.
 //
-// A P whose id is beyond the counters (GOMAXPROCS raised after Start) falls
-// back to thinning, the same distribution drawn per call: u uniform in
-// [0, 2^64) from the runtime's per-thread generator, sampled iff
-// u < p(s)·2^64. Because p(s) ≤ s/rate, the test u ≥ s·⌈2^64/rate⌉ rejects
-// almost every such call before any call to exp.
+// The runtime keeps one countdown per P. Reaching a per-P counter from
+// outside the runtime costs two calls (runtime.procPin and procUnpin, as
+// sync.Pool does), several times the rest of the path, so the countdowns
+// are instead spread over the goroutine stacks: the address of a local
+// variable picks one of countdownSlots counters, each on its own cache
+// line. A goroutine's stack is its own while it runs, so goroutines running
+// at once use different counters, except when two stacks happen to map to
+// the same slot (stacks are at least 2 KiB apart, and the slots repeat
+// every 8 MiB of address space). Such a collision costs cache traffic; it
+// can cost accuracy only if the two goroutines' read-modify-writes of the
+// counter also overlap, within a few instructions of each other. Each of
+// the two allocations is then still decided against a true countdown, so
+// with p(s); but the write that survives can leave the next decision on that
+// counter off by at most the difference between their sizes, for one gap.
+// That needs two goroutines sharing a slot to race at the same instant, a
+// vanishing share of the allocations, and its effect is bounded by their
+// sizes: far below the sampling error. Reads and writes of the counters are
+// single machine words; under the race detector, and on 32-bit platforms
+// where a uint64 is two words, they are atomic instead.
 
-// maxSamplingRate bounds the rate so that s·⌈2^64/rate⌉ cannot overflow for
-// any s < rate (it needs rate² < 2^64).
+// maxSamplingRate bounds the rate: a mean of a GiB between samples already
+// leaves almost nothing in a profile.
 const maxSamplingRate = 1 << 30
 
-// sampler decides which allocations to record. Its configuration is
-// immutable after Start; the countdowns change on every call.
+const (
+	countdownSlots = 1 << 12
+	countdownShift = 11 // log2 of the smallest goroutine stack, 2 KiB
+)
+
+// atomicCountdowns is true where plain reads and writes of the countdowns
+// would not do: under the race detector, which would report the benign
+// races described above, and where a uint64 is not one machine word.
+const atomicCountdowns = raceEnabled || bits.UintSize == 32
+
+// sampler decides which allocations to record. Its rate is immutable after
+// Start; the countdowns change on every call.
 type sampler struct {
 	rate   uint64 // mean bytes between samples; 1 records every allocation
-	mul    uint64 // ⌈2^64/rate⌉, the early-reject threshold per byte
-	counts []countdown
+	counts [countdownSlots]countdown
 }
 
-// countdown is the bytes left until the next sample point on one P, padded
-// to a cache line of its own.
+// countdown is the bytes left until the next sample point, at least 1,
+// padded to a cache line of its own. The zero-length atomic field makes
+// it 8-byte aligned on 32-bit platforms too, where it is used atomically.
 type countdown struct {
-	left int64
+	_    [0]atomic.Uint64
+	left uint64
 	_    [56]byte
 }
 
-func newSampler(rate int) sampler {
-	r := uint64(rate)
-	// ⌈2^64/r⌉ computed without 128-bit arithmetic.
-	mul := math.MaxUint64/r + 1
-	s := sampler{rate: r, mul: mul, counts: make([]countdown, max(runtime.GOMAXPROCS(0), runtime.NumCPU()))}
+// init sets the rate and draws a first gap for every countdown. It runs
+// before the sampler is published to the hook.
+func (s *sampler) init(rate int) {
+	s.rate = uint64(rate)
 	for i := range s.counts {
 		s.counts[i].left = s.gap()
 	}
-	return s
 }
 
 // gap draws the distance in bytes to the next sample point, at least 1.
-func (s *sampler) gap() int64 {
-	return int64(rand.ExpFloat64()*float64(s.rate)) + 1
+// At rate 1 it is always 1, so that every allocation is sampled.
+func (s *sampler) gap() uint64 {
+	if s.rate == 1 {
+		return 1
+	}
+	return uint64(rand.ExpFloat64()*float64(s.rate)) + 1
 }
 
-// sample reports whether an allocation of size bytes is to be recorded.
-func (s *sampler) sample(size int) bool {
-	if size <= 0 || s.rate == 1 {
-		return size > 0 // rate 1 records every allocation, as MemProfileRate 1 does
+// here returns the countdown of the calling goroutine's stack region.
+func (s *sampler) here() *countdown {
+	var anchor byte
+	return &s.counts[uintptr(unsafe.Pointer(&anchor))>>countdownShift%countdownSlots]
+}
+
+// pass is the decision on the fast path: it counts an allocation of size
+// bytes and reports true if no sample point falls inside it. It reports
+// false, leaving the countdown alone, when one does or when size is not
+// positive (a negative size converts to a huge one); settle finishes both.
+func (c *countdown) pass(size int) bool {
+	n := uint64(size)
+	if atomicCountdowns {
+		return c.passAtomic(n)
 	}
-	pid := procPin()
-	if pid >= len(s.counts) {
-		procUnpin()
-		return s.sampleThinning(size)
-	}
-	c := &s.counts[pid]
-	var left int64
-	if raceEnabled {
-		left = atomic.AddInt64(&c.left, -int64(size))
-	} else {
-		c.left -= int64(size)
-		left = c.left
-	}
-	if left > 0 {
-		procUnpin()
+	if n >= c.left {
 		return false
 	}
-	// One or more points fell in this allocation: sampled once. Each byte
-	// is a point independently of the others, so the distance from its end
-	// to the next point is a fresh gap, whatever fell inside it.
-	left = s.gap()
-	if raceEnabled {
-		atomic.StoreInt64(&c.left, left)
-	} else {
-		c.left = left
-	}
-	procUnpin()
+	c.left -= n
 	return true
 }
 
-// sampleThinning is sample for a P without a countdown.
-func (s *sampler) sampleThinning(size int) bool {
-	u := rand.Uint64()
-	return !s.quickReject(size, u) && s.accept(size, u)
+func (c *countdown) passAtomic(n uint64) bool {
+	for {
+		left := atomic.LoadUint64(&c.left)
+		if n >= left {
+			return false
+		}
+		if atomic.CompareAndSwapUint64(&c.left, left, left-n) {
+			return true
+		}
+	}
 }
 
-// quickReject reports whether u rejects an allocation of size bytes by the
-// cheap bound u ≥ s·⌈2^64/rate⌉ ≥ p(s)·2^64. It answers for almost every
-// call, with a multiply and a compare.
-func (s *sampler) quickReject(size int, u uint64) bool {
-	return uint64(size) < s.rate && u >= uint64(size)*s.mul
-}
-
-// accept finishes the decision for the rare draws that quickReject let
-// through: sampled iff u < p(s)·2^64.
-func (s *sampler) accept(size int, u uint64) bool {
+// settle finishes a decision that pass did not take: an allocation of a
+// positive size is sampled, and its countdown restarts with a fresh gap.
+func (s *sampler) settle(c *countdown, size int) bool {
 	if size <= 0 {
 		return false
 	}
-	if s.rate == 1 {
-		return true
+	if atomicCountdowns {
+		atomic.StoreUint64(&c.left, s.gap())
+	} else {
+		c.left = s.gap()
 	}
-	// For sizes of about 37 rates or more p rounds to exactly 1, and
-	// float64(u) may round up to 2^64: accept those outright.
-	threshold := s.probability(int64(size)) * (1 << 64)
-	return threshold >= 1<<64 || float64(u) < threshold
+	return true
 }
 
 // saturate rounds x to an int64, holding it at MaxInt64 rather than

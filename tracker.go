@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The tracker keeps what the profiles report: for every sampled allocation
@@ -171,11 +172,16 @@ func mix(x uint64) uint64 {
 }
 
 // hashKey hashes a live key for the table and the filter, both of which
-// use only its top bits (shard, slot): a multiply carries every input bit
-// up into them, so one is enough on the path every Free takes.
+// use only its top bits (shard, slots): a multiply carries every input bit
+// up into them, so one is enough on the path every Free takes. Free adds
+// the heap's part, heapSeed, from a field of the Heap.
 func hashKey(k liveKey) uint64 {
-	return (uint64(k.key) + uint64(k.heap)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	return (uint64(k.key) + heapSeed(k.heap)) * keyMul
 }
+
+const keyMul = 0xbf58476d1ce4e5b9
+
+func heapSeed(heap uint32) uint64 { return uint64(heap) * 0x9e3779b97f4a7c15 }
 
 func (t *liveTable) shard(h uint64) *liveShard {
 	return &t.shards[h>>(64-liveShardBits)]
@@ -231,20 +237,9 @@ func (t *liveTable) liveAges(now, maxGroup uint32, out []uint32) []uint32 {
 	return out
 }
 
-// free forgets k if it is live. The filter answers first, with a hash and
-// two loads and no write: for almost every Free the key was never sampled.
-func (t *liveTable) free(key uintptr, heap uint32) {
-	k := liveKey{key: key, heap: heap}
-	h := hashKey(k)
-	if t.filter.mayContain(h) {
-		t.removeHashed(k, h)
-	}
-}
-
 // remove forgets k if it is live.
-func (t *liveTable) remove(k liveKey) { t.removeHashed(k, hashKey(k)) }
-
-func (t *liveTable) removeHashed(k liveKey, h uint64) {
+func (t *liveTable) remove(k liveKey) {
+	h := hashKey(k)
 	s := t.shard(h)
 	s.mu.Lock()
 	_, ok := s.live[k]
@@ -258,35 +253,47 @@ func (t *liveTable) removeHashed(k liveKey, h uint64) {
 	}
 }
 
-// keyFilter is a counting filter over key hashes: slot i counts the live
-// keys whose hash lands in it. A zero slot proves a key is not live, so
-// Free of an unsampled key never touches a lock or a shared cache line.
-// Nonzero slots are resolved by the table.
+// keyFilter is a counting filter over key hashes: each key counts in two
+// slots of one 64-slot block, and a key with either slot at zero is not
+// live, so Free of an unsampled key never touches a lock or a shared cache
+// line. Keys that pass are resolved by the table.
 //
 // Readers see only a bitmap of the nonzero slots, one bit a slot, so the
 // part of the filter that every Free touches is small enough to stay in
-// cache; the 8-bit counters behind it change only with the live table.
-// A slot's index is the top bits of the key's hash, whose top six bits pick
-// the key's shard too: each slot, and each 64-bit word of the bitmap,
-// belongs to one shard, so its counter and bit change only under that
-// shard's lock and the bit always says whether the counter is zero.
+// cache, and a key's two bits are in one 64-bit word, read with one load;
+// the 8-bit counters behind it change only with the live table. A block is
+// picked by the top bits of the key's hash, whose top six bits pick the
+// key's shard too: each block belongs to one shard, so its counters and
+// bits change only under that shard's lock and each bit always says
+// whether its counter is zero.
 //
 // The filter starts small, for the few live samples of a production rate,
-// and grows fourfold whenever live samples reach a sixteenth of its slots,
-// which keeps the chance that an unsampled key passes it, and costs a shard
-// lock, under 1 - exp(-1/16) ≈ 6%. It never grows past maxFilterSlots or
-// sixteen slots per WithMaxLiveSamples. A counter that reaches 255 sticks
-// there until the next resize: its keys then always go to the table, which
-// is slower but never wrong.
+// and grows fourfold whenever live samples reach a sixteenth of its slots.
+// At that load a key's two slots are both nonzero, and a Free of an
+// unsampled key takes a shard lock, for about 2% of keys (one slot per key
+// would let 6% through). It never grows past maxFilterSlots or sixteen
+// slots per WithMaxLiveSamples. A counter that reaches 255 sticks there
+// until the next resize: its keys then always go to the table, which is
+// slower but never wrong.
 type keyFilter struct {
-	cur atomic.Pointer[filterSlots]
-	max uint64 // slots at most
+	cur    atomic.Pointer[filterSlots]
+	max    uint64          // slots at most
+	shared *unsafe.Pointer // where Free reads cur, if published
 }
 
+// liveFilter is the *filterSlots that Free reads without going through the
+// profiler: the running profiler's, or an empty one. It is an
+// unsafe.Pointer read with atomic.LoadPointer, not an atomic.Pointer,
+// because that keeps Free within the inlining budget.
+var liveFilter = unsafe.Pointer(noFilter)
+
+// noFilter is the filter of no live keys, in use while no profiler runs.
+var noFilter = newFilterSlots(64 * 64)
+
 type filterSlots struct {
-	nonzero []atomic.Uint64 // bit i: counts[i] != 0
-	counts  []uint8         // under the lock of the slot's shard
-	shift   uint            // 64 - log2(slots)
+	words  []uint64 // bit b of word w: counts[64w+b] != 0; accessed atomically
+	low    uint     // 64 - 12 - log2(words): h>>low is a key's word and two slots
+	counts []uint8  // under the lock of the block's shard
 }
 
 const (
@@ -297,28 +304,38 @@ const (
 
 func newFilterSlots(n uint64) *filterSlots {
 	return &filterSlots{
-		nonzero: make([]atomic.Uint64, n/64),
-		counts:  make([]uint8, n),
-		shift:   uint(64 - bits.TrailingZeros64(n)),
+		words:  make([]uint64, n/64),
+		low:    uint(64 - 12 - bits.TrailingZeros64(n/64)),
+		counts: make([]uint8, n),
 	}
 }
 
-func (c *filterSlots) slots() uint64        { return uint64(len(c.counts)) }
-func (c *filterSlots) slot(h uint64) uint64 { return h >> c.shift }
+func (c *filterSlots) slots() uint64 { return uint64(len(c.counts)) }
 
 // count returns slot i's counter; the caller holds the slot's shard lock.
 func (c *filterSlots) count(i uint64) uint8 { return c.counts[i] }
 
-// mayContain reports whether the slot of hash h is nonzero.
+// mayContain reports whether both slots of hash h are nonzero. Of x, the
+// hash's top bits, the top ones pick the word and the two lowest groups of
+// six bits the slots in it.
 func (c *filterSlots) mayContain(h uint64) bool {
-	i := c.slot(h)
-	return c.nonzero[i/64].Load()&(1<<(i%64)) != 0
+	x := h >> (c.low % 64)
+	w := atomic.LoadUint64(&c.words[x>>12])
+	return w>>(x>>6%64)&(w>>(x%64))&1 != 0
 }
 
-// add adds delta (1 or -1) to the counter of hash h's slot, unless it is
-// stuck at 255, and keeps its bit in step. The caller holds the shard lock.
+// add adds delta (1 or -1) to the counters of hash h's two slots (twice to
+// one slot if they coincide). The caller holds the shard lock.
 func (c *filterSlots) add(h uint64, delta int) {
-	i := c.slot(h)
+	x := h >> c.low
+	c.addSlot(x>>12, x>>6%64, delta)
+	c.addSlot(x>>12, x%64, delta)
+}
+
+// addSlot adds delta to slot b of word w, unless it is stuck at 255, and
+// keeps its bit in step.
+func (c *filterSlots) addSlot(w, b uint64, delta int) {
+	i := w*64 + b
 	n := c.counts[i]
 	if n == 0xff || (delta < 0 && n == 0) {
 		return
@@ -327,9 +344,9 @@ func (c *filterSlots) add(h uint64, delta int) {
 	c.counts[i] = n
 	switch {
 	case n == 1 && delta > 0:
-		c.nonzero[i/64].Or(1 << (i % 64))
+		atomic.OrUint64(&c.words[w], 1<<b)
 	case n == 0:
-		c.nonzero[i/64].And(^uint64(1 << (i % 64)))
+		atomic.AndUint64(&c.words[w], ^uint64(1<<b))
 	}
 }
 
@@ -339,6 +356,12 @@ func newKeyFilter(maxLive int) *keyFilter {
 	f := &keyFilter{max: most}
 	f.cur.Store(newFilterSlots(min(most, minFilterSlots)))
 	return f
+}
+
+// publish makes dst follow the filter in use, before any key is added.
+func (f *keyFilter) publish(dst *unsafe.Pointer) {
+	f.shared = dst
+	atomic.StorePointer(dst, unsafe.Pointer(f.cur.Load()))
 }
 
 func (f *keyFilter) mayContain(h uint64) bool { return f.cur.Load().mayContain(h) }
@@ -356,9 +379,11 @@ func (f *keyFilter) wantsGrowth(live int64) bool {
 
 // grow replaces the filter by one four times larger, rebuilt from the
 // records. It holds every shard lock meanwhile, so no add or remove runs
-// against the old filter once the new one is built. A Free that loaded the
-// old filter just before the switch still sees every key inserted before
-// it: the old filter is only retired, never cleared.
+// against the old filter once the new one is built, and the published
+// pointer that Free reads switches before any key is added to the new one.
+// A Free that loaded the old filter just before the switch still sees
+// every key inserted before it: the old filter is only retired, never
+// cleared.
 func (t *liveTable) grow() {
 	t.growMu.Lock()
 	defer t.growMu.Unlock()
@@ -368,13 +393,18 @@ func (t *liveTable) grow() {
 	for i := range t.shards {
 		t.shards[i].mu.Lock()
 	}
-	next := newFilterSlots(min(t.filter.cur.Load().slots()*4, t.filter.max))
+	old := t.filter.cur.Load()
+	next := newFilterSlots(min(old.slots()*4, t.filter.max))
 	for i := range t.shards {
 		for k := range t.shards[i].live {
 			next.add(hashKey(k), 1)
 		}
 	}
 	t.filter.cur.Store(next)
+	if t.filter.shared != nil {
+		// Only if it still shows this table's filter: Stop replaces it.
+		atomic.CompareAndSwapPointer(t.filter.shared, unsafe.Pointer(old), unsafe.Pointer(next))
+	}
 	for i := range t.shards {
 		t.shards[i].mu.Unlock()
 	}
