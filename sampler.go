@@ -23,7 +23,7 @@ import (
 //
 // Like the runtime, the sampler keeps a countdown of bytes until the next
 // sample point, so the unsampled path is a compare and a subtract with no
-// lock, no random draw and no call. Gaps between points are drawn as
+// lock and no random draw. Gaps between points are drawn as
 // floor(E)+1 bytes with E exponential of mean rate, which puts a point on
 // each byte independently with probability 1-exp(-1/rate): a Poisson process
 // over whole bytes, so an allocation of s bytes holds no point with
@@ -33,8 +33,9 @@ import (
 //
 // The runtime keeps one countdown per P. Reaching a per-P counter from
 // outside the runtime costs two calls (runtime.procPin and procUnpin, as
-// sync.Pool does), several times the rest of the path, so the countdowns
-// are instead spread over the goroutine stacks: the address of a local
+// sync.Pool does), about three times the rest of the decision (see
+// bench/RESULTS.md), so the countdowns are instead spread over goroutine
+// stacks: the address of a local
 // variable picks one of countdownSlots counters, each on its own cache
 // line. A goroutine's stack is its own while it runs, so goroutines running
 // at once use different counters, except when two stacks happen to map to

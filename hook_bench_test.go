@@ -1,0 +1,58 @@
+package profiler
+
+import "testing"
+
+// These benchmarks take the unsampled Alloc apart, beside the allocation it
+// is compared with (bench/ measures the public hook against the targets):
+//
+//	go test -run '^$' -bench 'HookPart' -count 5 .
+//
+// The sampling decision alone is what the countdown costs; the key-filter
+// look is what an Alloc adds so that it can end a live record under its
+// key (an object freed without a Free).
+
+var sinkHookPart *[64]byte
+
+func BenchmarkHookPartNew64(b *testing.B) {
+	for b.Loop() {
+		sinkHookPart = new([64]byte)
+	}
+}
+
+// BenchmarkHookPartDecision is the countdown of an unsampled Alloc, inline
+// as in the hook, with the rare sampled call settled and not recorded.
+func BenchmarkHookPartDecision(b *testing.B) {
+	s := newSampler(DefaultSamplingRate)
+	for b.Loop() {
+		if c := s.here(); !c.pass(64) {
+			s.settle(c, 64)
+		}
+	}
+}
+
+// BenchmarkHookPartFilter is the key-filter look of an unsampled Alloc or
+// Free with 16384 live samples in the table, the cost of Free.
+func BenchmarkHookPartFilter(b *testing.B) {
+	p := startTestProfiler(b, WithSamplingRate(1))
+	for i := range uintptr(1 << 14) {
+		Alloc(1<<30+i*64, 64)
+	}
+	if n := p.Stats().LiveSamples; n != 1<<14 {
+		b.Fatalf("%d live samples, want %d", n, 1<<14)
+	}
+	var key uintptr
+	for b.Loop() {
+		key += 64
+		freeFiltered(key, defaultHeap, func(uintptr, *Heap) {})
+	}
+}
+
+// BenchmarkHookPartAlloc is the whole unsampled Alloc at the default rate.
+func BenchmarkHookPartAlloc(b *testing.B) {
+	startTestProfiler(b)
+	var key uintptr
+	for b.Loop() {
+		key += 64
+		Alloc(key, 64)
+	}
+}
