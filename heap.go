@@ -75,11 +75,10 @@ func heapName(id uint32) string {
 const goHeapName = "go"
 
 // Frames from runtime.Callers up to the hook's caller on the sampled path,
-// for each kind of entry point: runtime.Callers, the outlined function that
-// records the sample, and the hook functions, whose logical frames count
-// whether or not they were inlined.
+// for each kind of entry point. Logical frames count, whether or not they
+// were inlined.
 const (
-	skipAlloc = 4 // Callers, Profiler.allocSampled, Profiler.alloc(Context), (Heap.)Alloc(Context)
+	skipAlloc = 3 // Callers, Profiler.alloc(Context), (Heap.)Alloc(Context)
 	skipTrack = 4 // Callers, Profiler.trackSampled, Heap.track, (Heap.)Track(Size)(Context)
 )
 
@@ -202,8 +201,8 @@ func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 		panic("profiler: Track of a nil pointer")
 	}
 	if p := active.Load(); p != nil {
-		if c := p.sampler.here(); !c.pass(size) {
-			p.trackSampled(c, ctx, ptr, h, size)
+		if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
+			p.trackSampled(ctx, ptr, h, size)
 		}
 	}
 }
@@ -212,9 +211,17 @@ func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 // allocation on the caller's countdown and records it when a sample point
 // falls inside it. An unsampled allocation under a live key ends the key's
 // old record: its object was freed without a Free.
+//
+// The sampled branch captures the stack here rather than in a function of
+// its own, which would be one more frame for runtime.Callers to unwind on
+// every sample; the buffer comes from a pool, so this frame stays small.
 func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
 	if c := p.sampler.here(); !c.pass(size) {
-		p.allocSampled(c, nil, key, h, size)
+		if p.sampler.settle(c, size) {
+			buf := stackBufs.Get().(*[maxStackDepth]uintptr)
+			p.record(liveKey{key: key, heap: h.id}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+			stackBufs.Put(buf)
+		}
 		return
 	}
 	freeFiltered(key, h, freeListed)
@@ -224,7 +231,11 @@ func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
 // carry a context it never uses.
 func (p *Profiler) allocContext(ctx context.Context, key uintptr, h *Heap, size int) {
 	if c := p.sampler.here(); !c.pass(size) {
-		p.allocSampled(c, ctx, key, h, size)
+		if p.sampler.settle(c, size) {
+			buf := stackBufs.Get().(*[maxStackDepth]uintptr)
+			p.record(liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+			stackBufs.Put(buf)
+		}
 		return
 	}
 	freeFiltered(key, h, freeListed)
@@ -246,37 +257,23 @@ func freeFiltered(key uintptr, h *Heap, listed func(uintptr, *Heap)) {
 	}
 }
 
-// The slow paths are outlined, and kept so, so that the capture buffer
-// lives in their frames only: a hook call on a nearly full goroutine stack
-// must not grow it.
-
-// allocSampled finishes an Alloc that the countdown did not pass: a
-// sampled allocation is recorded, replacing a live record under its key.
-//
-//go:noinline
-func (p *Profiler) allocSampled(c *countdown, ctx context.Context, key uintptr, h *Heap, size int) {
-	if !p.sampler.settle(c, size) {
-		return
-	}
-	var buf [maxStackDepth]uintptr
-	pcs := buf[:runtime.Callers(skipAlloc, buf[:p.depth])]
-	p.record(liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), pcs)
-}
+// stackBufs holds the buffers stacks are captured into, each put back
+// once its stack is interned. Declared in the hook's frames instead, a
+// buffer would be zeroed on every sample, and it would make those frames
+// large, so that a hook call on a nearly full goroutine stack would grow
+// it.
+var stackBufs = sync.Pool{New: func() any { return new([maxStackDepth]uintptr) }}
 
 // trackSampled records a sampled Go object under a fresh sample id and
 // attaches the cleanup that removes exactly that record. Keying by id, not
 // address, matters: a cleanup runs some time after the object died, by
 // when its address may hold a new, also tracked, object.
-//
-//go:noinline
-func (p *Profiler) trackSampled(c *countdown, ctx context.Context, ptr unsafe.Pointer, h *Heap, size int) {
-	if !p.sampler.settle(c, size) {
-		return
-	}
-	var buf [maxStackDepth]uintptr
-	pcs := buf[:runtime.Callers(skipTrack, buf[:p.depth])]
+func (p *Profiler) trackSampled(ctx context.Context, ptr unsafe.Pointer, h *Heap, size int) {
+	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
 	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: h.id | trackedBit}
-	if p.record(k, size, p.labelsOf(ctx), pcs) {
+	kept := p.record(k, size, p.labelsOf(ctx), buf[:runtime.Callers(skipTrack, buf[:p.depth])])
+	stackBufs.Put(buf)
+	if kept {
 		if r := addCleanup(ptr, trackedRef{table: p.table, key: k}); r != nil {
 			p.table.remove(k)
 			panic(fmt.Sprintf("profiler: Track of memory the Go heap does not own (use Alloc and Free for it): %v", r))

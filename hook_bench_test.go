@@ -56,3 +56,19 @@ func BenchmarkHookPartAlloc(b *testing.B) {
 		Alloc(key, 64)
 	}
 }
+
+// BenchmarkHookPartRecord is what a sampled Alloc does besides capturing
+// its stack: the group lookup and the live-table insert, replacing a live
+// record of the same stack as a hot allocation site does.
+func BenchmarkHookPartRecord(b *testing.B) {
+	p := startTestProfiler(b, WithSamplingRate(1))
+	var pcs [32]uintptr
+	for i := range pcs {
+		pcs[i] = uintptr(0x401000 + 64*i)
+	}
+	var i uintptr
+	for b.Loop() {
+		i++
+		p.record(liveKey{key: i%4096*64 + 64, heap: defaultHeapID}, 64, 0, pcs[:])
+	}
+}

@@ -196,17 +196,19 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	h := hashKey(k)
 	s := t.shard(h)
 	s.mu.Lock()
-	_, replaced := s.live[k]
+	n := len(s.live)
+	s.live[k] = liveRecord{group: groupID, born: born}
+	replaced := len(s.live) == n // one map probe, not a lookup and a store
 	if !replaced {
 		if t.count.Add(1) > t.maxLive {
 			t.count.Add(-1)
+			delete(s.live, k)
 			s.mu.Unlock()
 			t.droppedLive.Add(1)
 			return false
 		}
 		t.filter.add(h)
 	}
-	s.live[k] = liveRecord{group: groupID, born: born}
 	s.mu.Unlock()
 	if !replaced && t.filter.wantsGrowth(t.count.Load()) {
 		t.grow()

@@ -19,6 +19,7 @@ func BenchmarkAllocFreePair(b *testing.B)          { AllocFreePair(b) }
 func BenchmarkAllocFreePairParallel(b *testing.B)  { AllocFreePairParallel(b) }
 func BenchmarkBaselineCallersDepth32(b *testing.B) { BaselineCallersDepth32(b) }
 func BenchmarkAllocSampledDepth32(b *testing.B)    { AllocSampledDepth32(b) }
+func BenchmarkSampledInterleaved(b *testing.B)     { SampledInterleaved(b) }
 
 func BenchmarkWorkloadNoHook(b *testing.B)           { WorkloadNoHook(b) }
 func BenchmarkWorkloadHooked(b *testing.B)           { WorkloadHooked(b) }

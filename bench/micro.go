@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/leakhunt/profiler"
 )
@@ -145,4 +146,43 @@ func BaselineCallersDepth32(b *testing.B) {
 		}
 		sinkPCs = n
 	})
+}
+
+// sampledBlock is how many calls SampledInterleaved times at a stretch:
+// about 0.1 ms, long enough that reading the clock costs nothing, short
+// enough that the machine's drift falls on both sides alike.
+const sampledBlock = 64
+
+// SampledInterleaved measures AllocSampledDepth32 and its baseline in one
+// loop, in alternating blocks, and reports both as callers-ns/op and
+// sampled-ns/op: on a shared machine, runs of the two benchmarks one after
+// the other differ by more than the 20 % that their ratio is judged on.
+func SampledInterleaved(b *testing.B) {
+	startProfiler(b, profiler.WithSamplingRate(1), profiler.WithStackDepth(SampledDepth), goHeapOff())
+	b.ReportAllocs()
+	var callers, sampled time.Duration
+	var calls int
+	Recurse(SampledDepth, func() {
+		const keys = 1 << 12
+		var pcs [SampledDepth]uintptr
+		var i uintptr
+		n := 0
+		for b.Loop() {
+			t0 := time.Now()
+			for range sampledBlock {
+				n += runtime.Callers(1, pcs[:])
+			}
+			t1 := time.Now()
+			for range sampledBlock {
+				i++
+				profiler.Alloc(i%keys*64+64, 64)
+			}
+			callers += t1.Sub(t0)
+			sampled += time.Since(t1)
+			calls += sampledBlock
+		}
+		sinkPCs = n
+	})
+	b.ReportMetric(float64(callers.Nanoseconds())/float64(calls), "callers-ns/op")
+	b.ReportMetric(float64(sampled.Nanoseconds())/float64(calls), "sampled-ns/op")
 }
