@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -1052,6 +1053,38 @@ func trackAndDrop() uintptr {
 }
 
 // The hook's common paths allocate nothing.
+// The hook's entry points must inline into their callers, so that an
+// unsampled Alloc costs its caller one call and a Free of an unsampled key
+// none; a change that pushes them over the compiler's inlining budget
+// (see freeFiltered) fails here rather than only in a benchmark.
+func TestHookInlines(t *testing.T) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	// The build cache replays the compiler's output, so this is quick.
+	out, err := exec.CommandContext(t.Context(), goCmd, "build", "-gcflags=-m", "-o", os.DevNull, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build -gcflags=-m: %v\n%s", err, out)
+	}
+	for _, fn := range []string{"Alloc", "AllocContext", "Free", "(*Heap).Alloc", "(*Heap).AllocContext", "(*Heap).Free"} {
+		if !regexp.MustCompile(`(?m): can inline ` + regexp.QuoteMeta(fn) + `$`).Match(out) {
+			t.Errorf("%s does not inline; the compiler says:\n%s", fn, grepLines(out, fn))
+		}
+	}
+}
+
+// grepLines returns the lines of out that mention name.
+func grepLines(out []byte, name string) string {
+	var b strings.Builder
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, " "+name+":") || strings.Contains(line, " "+name+" ") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 func TestHookAllocs(t *testing.T) {
 	key := uintptr(1000) // above the keys made live below
 	unsampled := func() {
