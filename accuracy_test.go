@@ -136,10 +136,8 @@ func TestAccuracyLeakedMixedSizes(t *testing.T) {
 	var gotObjects, gotBytes int64
 	for _, c := range classes {
 		v := bySize[int64(c.size)]
-		so, sb := htSigma(c, rate)
+		so, sb := checkLeaked(t, c, rate, v, groups[int64(c.size)])
 		n := float64(groups[int64(c.size)])
-		checkEstimate(t, sizeName("inuse_objects", c.size), v.inuseObjects, float64(c.count), so, n/2)
-		checkEstimate(t, sizeName("inuse_space", c.size), v.inuseSpace, float64(c.count*c.size), sb, n/2)
 		// Nothing was freed, so the cumulative figures are the live ones,
 		// exactly: both are scaled from the same counts.
 		if v.allocObjects != v.inuseObjects || v.allocSpace != v.inuseSpace {
@@ -188,12 +186,20 @@ func TestAccuracyConcurrent(t *testing.T) {
 	}
 	bySize, groups := sumBySize(t, writeParsed(t, p), defaultHeapName, leakSiteName)
 	for _, c := range classes {
-		v := bySize[int64(c.size)]
-		so, sb := htSigma(c, rate)
-		n := float64(groups[int64(c.size)])
-		checkEstimate(t, sizeName("inuse_objects", c.size), v.inuseObjects, float64(c.count), so, n/2)
-		checkEstimate(t, sizeName("inuse_space", c.size), v.inuseSpace, float64(c.count*c.size), sb, n/2)
+		checkLeaked(t, c, rate, bySize[int64(c.size)], groups[int64(c.size)])
 	}
+}
+
+// checkLeaked checks the in-use estimates of class c, all of it leaked,
+// from v, the sum of its groups (profile samples), and returns the standard
+// deviations it checked them against.
+func checkLeaked(t *testing.T, c sizeClass, rate int, v values, groups int) (objects, bytes float64) {
+	t.Helper()
+	so, sb := htSigma(c, rate)
+	slack := float64(groups) / 2
+	checkEstimate(t, sizeName("inuse_objects", c.size), v.inuseObjects, float64(c.count), so, slack)
+	checkEstimate(t, sizeName("inuse_space", c.size), v.inuseSpace, float64(c.count*c.size), sb, slack)
+	return so, sb
 }
 
 func TestAccuracyChurn(t *testing.T) {
