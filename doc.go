@@ -54,7 +54,9 @@
 // background) and enter the live-object table. Everything else costs the
 // hook a countdown of bytes, as in the runtime's own sampler, kept per
 // goroutine stack rather than per P, and a look at a small filter of live
-// keys, with no lock, no shared write and no allocation.
+// keys, with no lock and no allocation. Goroutines running at the same time
+// write no memory they share, unless two of their stacks map to the same
+// one of the 4096 countdowns, which costs cache traffic.
 //
 // The Go heap is sampled by the runtime itself, with the same process and
 // runtime.MemProfileRate as R. While the profiler runs with the Go heap

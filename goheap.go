@@ -15,7 +15,7 @@ import (
 )
 
 // The Go heap source. The runtime samples every Go allocation with the same
-// Poisson process over bytes as the hook (a per-P countdown, with mean
+// Poisson process over bytes as the hook (with a countdown per P, and mean
 // runtime.MemProfileRate), so reading its profile gives Go heap samples
 // with no hook call at all, and the two sources share one set of sample
 // types and units.

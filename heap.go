@@ -84,7 +84,8 @@ const (
 
 // Alloc reports that size bytes were allocated under key in this heap. If
 // the allocation is sampled, it counts as live until Free(key) or until
-// another Alloc reuses key. A size of zero or less is ignored.
+// another Alloc reuses key. An Alloc of zero or fewer bytes records
+// nothing, but still ends a live record under key.
 func (h *Heap) Alloc(key uintptr, size int) {
 	if p := active.Load(); p != nil {
 		p.alloc(key, h, size)
@@ -216,12 +217,10 @@ func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 // its own, which would be one more frame for runtime.Callers to unwind on
 // every sample; the buffer comes from a pool, so this frame stays small.
 func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
-	if c := p.sampler.here(); !c.pass(size) {
-		if p.sampler.settle(c, size) {
-			buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-			p.record(liveKey{key: key, heap: h.id}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
-			stackBufs.Put(buf)
-		}
+	if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
+		buf := stackBufs.Get().(*[maxStackDepth]uintptr)
+		p.record(liveKey{key: key, heap: h.id}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+		stackBufs.Put(buf)
 		return
 	}
 	freeFiltered(key, h, freeListed)
@@ -230,12 +229,10 @@ func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
 // allocContext is alloc for AllocContext, apart so that Alloc does not
 // carry a context it never uses.
 func (p *Profiler) allocContext(ctx context.Context, key uintptr, h *Heap, size int) {
-	if c := p.sampler.here(); !c.pass(size) {
-		if p.sampler.settle(c, size) {
-			buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-			p.record(liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
-			stackBufs.Put(buf)
-		}
+	if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
+		buf := stackBufs.Get().(*[maxStackDepth]uintptr)
+		p.record(liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+		stackBufs.Put(buf)
 		return
 	}
 	freeFiltered(key, h, freeListed)

@@ -45,7 +45,7 @@ import (
 // counter also overlap, within a few instructions of each other. Each of
 // the two allocations is then still decided against a true countdown, so
 // with p(s); but the write that survives can leave the next decision on that
-// counter off by at most the difference between their sizes, for one gap.
+// counter off by at most the size of the other allocation, for one gap.
 // That needs two goroutines sharing a slot to race at the same instant, a
 // vanishing share of the allocations, and its effect is bounded by their
 // sizes: far below the sampling error. Reads and writes of the counters are
@@ -115,10 +115,13 @@ func (c *countdown) pass(size int) bool {
 	if atomicCountdowns {
 		return c.passAtomic(n)
 	}
-	if n >= c.left {
+	// One read: the value compared must be the value subtracted from, or
+	// a write from a goroutine sharing the slot could make it wrap.
+	left := c.left
+	if n >= left {
 		return false
 	}
-	c.left -= n
+	c.left = left - n
 	return true
 }
 

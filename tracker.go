@@ -160,8 +160,7 @@ func newLiveTable(maxLive, maxStacks int) *liveTable {
 }
 
 // mix is a 64-bit finalizer (from splitmix64): every input bit affects every
-// output bit, so both the high bits (shard) and low bits (filter slot) of
-// the result are well spread even for keys that differ in a few low bits.
+// output bit, so groupHash can combine a group's fields by xor.
 func mix(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
@@ -196,11 +195,18 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	h := hashKey(k)
 	s := t.shard(h)
 	s.mu.Lock()
+	if t.count.Load() >= t.maxLive {
+		if _, ok := s.live[k]; !ok {
+			s.mu.Unlock()
+			t.droppedLive.Add(1)
+			return false
+		}
+	}
 	n := len(s.live)
 	s.live[k] = liveRecord{group: groupID, born: born}
 	replaced := len(s.live) == n // one map probe, not a lookup and a store
 	if !replaced {
-		if t.count.Add(1) > t.maxLive {
+		if t.count.Add(1) > t.maxLive { // another shard took the last place
 			t.count.Add(-1)
 			delete(s.live, k)
 			s.mu.Unlock()
@@ -314,9 +320,6 @@ func newFilterSlots(n uint64) *filterSlots {
 
 func (c *filterSlots) slots() uint64 { return uint64(len(c.counts)) }
 
-// count returns slot i's counter; the caller holds the slot's shard lock.
-func (c *filterSlots) count(i uint64) uint8 { return c.counts[i] }
-
 // mayContain reports whether both slots of hash h are nonzero. Of x, the
 // hash's top bits, the top ones pick the word and the two lowest groups of
 // six bits the slots in it.
@@ -365,8 +368,6 @@ func (f *keyFilter) publish(dst *unsafe.Pointer) {
 	f.shared = dst
 	atomic.StorePointer(dst, unsafe.Pointer(f.cur.Load()))
 }
-
-func (f *keyFilter) mayContain(h uint64) bool { return f.cur.Load().mayContain(h) }
 
 // add and remove are called under the lock of the shard holding the key,
 // which a resize holds too, so they always update the filter in use.

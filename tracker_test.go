@@ -9,6 +9,12 @@ import (
 	"unsafe"
 )
 
+// count returns slot i's counter; the caller holds the slot's shard lock.
+func (c *filterSlots) count(i uint64) uint8 { return c.counts[i] }
+
+// mayContain reports whether the filter in use lets hash h through.
+func (f *keyFilter) mayContain(h uint64) bool { return f.cur.Load().mayContain(h) }
+
 // freeVia is Free against tbl, reading the filter where tbl publishes it.
 func freeVia(shared *unsafe.Pointer, tbl *liveTable, k liveKey) {
 	if (*filterSlots)(atomic.LoadPointer(shared)).mayContain(hashKey(k)) {
