@@ -203,7 +203,7 @@ func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 	}
 	if p := active.Load(); p != nil {
 		if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
-			p.trackSampled(ctx, ptr, h, size)
+			p.trackSampled(c, ctx, ptr, h, size)
 		}
 	}
 }
@@ -219,7 +219,7 @@ func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
 	if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
 		buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-		p.record(liveKey{key: key, heap: h.id}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+		p.record(c, liveKey{key: key, heap: h.id}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
 		stackBufs.Put(buf)
 		return
 	}
@@ -231,7 +231,7 @@ func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
 func (p *Profiler) allocContext(ctx context.Context, key uintptr, h *Heap, size int) {
 	if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
 		buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-		p.record(liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+		p.record(c, liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
 		stackBufs.Put(buf)
 		return
 	}
@@ -265,10 +265,10 @@ var stackBufs = sync.Pool{New: func() any { return new([maxStackDepth]uintptr) }
 // attaches the cleanup that removes exactly that record. Keying by id, not
 // address, matters: a cleanup runs some time after the object died, by
 // when its address may hold a new, also tracked, object.
-func (p *Profiler) trackSampled(ctx context.Context, ptr unsafe.Pointer, h *Heap, size int) {
+func (p *Profiler) trackSampled(c *countdown, ctx context.Context, ptr unsafe.Pointer, h *Heap, size int) {
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
 	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: h.id | trackedBit}
-	kept := p.record(k, size, p.labelsOf(ctx), buf[:runtime.Callers(skipTrack, buf[:p.depth])])
+	kept := p.record(c, k, size, p.labelsOf(ctx), buf[:runtime.Callers(skipTrack, buf[:p.depth])])
 	stackBufs.Put(buf)
 	if kept {
 		if r := addCleanup(ptr, trackedRef{table: p.table, key: k}); r != nil {
@@ -314,14 +314,21 @@ func untrack(r trackedRef) { r.table.remove(r.key) }
 
 // record stores a sampled allocation with its stack, exactly the depth
 // deep (whether it was cut is judged when it is written), and its label
-// set. It reports whether the sample was kept.
-func (p *Profiler) record(k liveKey, size int, labels uint32, pcs []uintptr) bool {
+// set. c is the countdown it was sampled on, whose last group is tried
+// before the group table (and its hash of the PCs and its lock). It
+// reports whether the sample was kept.
+func (p *Profiler) record(c *countdown, k liveKey, size int, labels uint32, pcs []uintptr) bool {
 	t := p.table
 	t.samples.Add(1)
-	gid := t.groups.find(t.stacks, k.heap&^trackedBit, labels, pcs, t.stacks.hash(pcs), int64(size))
-	if gid == 0 {
-		t.droppedGroup.Add(1)
-		return false
+	heap := k.heap &^ trackedBit
+	gid := c.group.Load()
+	if gid == 0 || !t.groups.get(gid).is(heap, labels, int64(size), pcs) {
+		gid = t.groups.find(t.stacks, heap, labels, pcs, t.stacks.hash(pcs), int64(size))
+		if gid == 0 {
+			t.droppedGroup.Add(1)
+			return false
+		}
+		c.group.Store(gid)
 	}
 	return t.insert(k, gid, p.age())
 }

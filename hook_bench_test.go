@@ -73,7 +73,7 @@ func BenchmarkHookPartRecord(b *testing.B) {
 	var i uintptr
 	for b.Loop() {
 		i++
-		p.record(liveKey{key: i%4096*64 + 64, heap: defaultHeapID}, 64, 0, pcs[:])
+		p.record(p.sampler.here(), liveKey{key: i%4096*64 + 64, heap: defaultHeapID}, 64, 0, pcs[:])
 	}
 }
 
@@ -143,7 +143,7 @@ func captureOnly(p *Profiler) int {
 func captureAndRecord(p *Profiler, key uintptr) int {
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
 	pcs := buf[:runtime.Callers(2, buf[:p.depth])]
-	p.record(liveKey{key: key, heap: defaultHeapID}, 64, 0, pcs)
+	p.record(p.sampler.here(), liveKey{key: key, heap: defaultHeapID}, 64, 0, pcs)
 	stackBufs.Put(buf)
 	return len(pcs)
 }

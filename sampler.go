@@ -76,10 +76,17 @@ type sampler struct {
 // countdown is the bytes left until the next sample point, at least 1,
 // padded to a cache line of its own. The zero-length atomic field makes
 // it 8-byte aligned on 32-bit platforms too, where it is used atomically.
+//
+// group is the group of the last sample taken on the countdown. Samples of
+// a hot allocation site come one after another on the goroutines that run
+// it, so the next sample is often of the same group, which record then
+// checks first; a countdown that two goroutines share only makes the check
+// fail more often.
 type countdown struct {
-	_    [0]atomic.Uint64
-	left uint64
-	_    [56]byte
+	_     [0]atomic.Uint64
+	left  uint64
+	group atomic.Uint32
+	_     [52]byte
 }
 
 // init sets the rate and draws a first gap for every countdown. It runs

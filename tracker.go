@@ -48,6 +48,11 @@ type groupTable struct {
 	chunks [groupChunks]atomic.Pointer[[groupChunkSize]group]
 }
 
+// is reports whether g is the group of these fields.
+func (g *group) is(heap, labels uint32, size int64, pcs []uintptr) bool {
+	return g.heap == heap && g.labels == labels && g.size == size && g.stk.matches(pcs)
+}
+
 func (t *groupTable) get(id uint32) *group {
 	return &t.chunks[id/groupChunkSize].Load()[id%groupChunkSize]
 }
