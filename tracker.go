@@ -268,8 +268,8 @@ func (t *liveTable) remove(k liveKey) {
 
 // keyFilter is a counting filter over key hashes: each key counts in two
 // slots of one 64-slot block, and a key with either slot at zero is not
-// live, so Free of an unsampled key never touches a lock or a shared cache
-// line. Keys that pass are resolved by the table.
+// live, so Free of an unsampled key takes no lock and writes nothing. Keys
+// that pass are resolved by the table.
 //
 // Readers see only a bitmap of the nonzero slots, one bit a slot, so the
 // part of the filter that every Free touches is small enough to stay in
