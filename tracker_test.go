@@ -264,3 +264,75 @@ func TestFreeFilteredMatchesFilter(t *testing.T) {
 	}
 	t.Logf("%d of %d keys passed", passed, both)
 }
+
+// Free reads the running profiler's filter from liveFilter. Across Starts
+// and Stops, with hook calls running all along and growing each table's
+// filter, liveFilter must show the filter in use while a profiler runs (or
+// Frees would be lost) and the empty one after Stop (or a stopped
+// profiler's filter would be kept alive and consulted).
+func TestLiveFilterAcrossRestarts(t *testing.T) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			key := uintptr(g) << 40
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for range 512 {
+					key++
+					Alloc(key, 64)
+					if key%3 == 0 {
+						Free(key)
+					}
+				}
+			}
+		})
+	}
+	h := NewHeap("restarts")
+	for cycle := range 20 {
+		p := startTestProfiler(t, WithSamplingRate(1), WithMaxLiveSamples(1<<16))
+		for i := range uintptr(2000) { // grows the filter twice
+			h.Alloc(i, 8)
+		}
+		// The other goroutines may grow the filter between the two loads;
+		// a few tries see them agree once it is at its largest.
+		same := false
+		for range 100 {
+			if same = atomic.LoadPointer(&liveFilter) == unsafe.Pointer(p.table.filter.cur.Load()); same {
+				break
+			}
+		}
+		if !same {
+			t.Fatalf("cycle %d: liveFilter is not the running profiler's filter", cycle)
+		}
+		for i := range uintptr(2000) {
+			h.Free(i)
+		}
+		if err := p.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if got := atomic.LoadPointer(&liveFilter); got != unsafe.Pointer(noFilter) {
+			t.Fatalf("cycle %d: liveFilter after Stop is not the empty filter", cycle)
+		}
+		var left int
+		for k := range p.table.shards {
+			s := &p.table.shards[k]
+			s.mu.Lock()
+			for lk := range s.live {
+				if lk.heap == h.id {
+					left++
+				}
+			}
+			s.mu.Unlock()
+		}
+		if left != 0 {
+			t.Fatalf("cycle %d: %d of 2000 freed keys still live: their Frees were lost", cycle, left)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
