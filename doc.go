@@ -55,8 +55,9 @@
 // hook a countdown of bytes, as in the runtime's own sampler, kept per
 // goroutine stack rather than per P, and a look at a small filter of live
 // keys, with no lock and no allocation. Goroutines running at the same time
-// write no memory they share, unless two of their stacks map to the same
-// one of the 4096 countdowns, which costs cache traffic.
+// write no memory they share, except one whose stack maps to a countdown
+// (of 4096) that another goroutine's stack already holds: it counts on a
+// shared countdown instead, with atomic operations.
 //
 // The Go heap is sampled by the runtime itself, with the same process and
 // runtime.MemProfileRate as R. While the profiler runs with the Go heap

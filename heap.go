@@ -202,8 +202,10 @@ func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 		panic("profiler: Track of a nil pointer")
 	}
 	if p := active.Load(); p != nil {
-		if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
-			p.trackSampled(c, ctx, ptr, h, size)
+		if r := stackRegion(); !p.sampler.counted(r, size) {
+			if c, ok := p.sampler.sample(p.sampler.slot(r), r, size); ok {
+				p.trackSampled(c, ctx, ptr, h, size)
+			}
 		}
 	}
 }
@@ -217,11 +219,13 @@ func (h *Heap) track(ctx context.Context, ptr unsafe.Pointer, size int) {
 // its own, which would be one more frame for runtime.Callers to unwind on
 // every sample; the buffer comes from a pool, so this frame stays small.
 func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
-	if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
-		buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-		p.record(c, liveKey{key: key, heap: h.id}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
-		stackBufs.Put(buf)
-		return
+	if r := stackRegion(); !p.sampler.counted(r, size) {
+		if c, ok := p.sampler.sample(p.sampler.slot(r), r, size); ok {
+			buf := stackBufs.Get().(*[maxStackDepth]uintptr)
+			p.record(c, liveKey{key: key, heap: h.id}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+			stackBufs.Put(buf)
+			return
+		}
 	}
 	freeFiltered(key, h, freeListed)
 }
@@ -229,11 +233,13 @@ func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
 // allocContext is alloc for AllocContext, apart so that Alloc does not
 // carry a context it never uses.
 func (p *Profiler) allocContext(ctx context.Context, key uintptr, h *Heap, size int) {
-	if c := p.sampler.here(); !c.pass(size) && p.sampler.settle(c, size) {
-		buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-		p.record(c, liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
-		stackBufs.Put(buf)
-		return
+	if r := stackRegion(); !p.sampler.counted(r, size) {
+		if c, ok := p.sampler.sample(p.sampler.slot(r), r, size); ok {
+			buf := stackBufs.Get().(*[maxStackDepth]uintptr)
+			p.record(c, liveKey{key: key, heap: h.id}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+			stackBufs.Put(buf)
+			return
+		}
 	}
 	freeFiltered(key, h, freeListed)
 }

@@ -24,12 +24,12 @@ func BenchmarkHookPartNew64(b *testing.B) {
 }
 
 // BenchmarkHookPartDecision is the countdown of an unsampled Alloc, inline
-// as in the hook, with the rare sampled call settled and not recorded.
+// as in the hook, with the rare sampled call decided and not recorded.
 func BenchmarkHookPartDecision(b *testing.B) {
 	s := newSampler(DefaultSamplingRate)
 	for b.Loop() {
-		if c := s.here(); !c.pass(64) {
-			s.settle(c, 64)
+		if r := stackRegion(); !s.counted(r, 64) {
+			s.sample(s.slot(r), r, 64)
 		}
 	}
 }
@@ -73,7 +73,7 @@ func BenchmarkHookPartRecord(b *testing.B) {
 	var i uintptr
 	for b.Loop() {
 		i++
-		p.record(p.sampler.here(), liveKey{key: i%4096*64 + 64, heap: defaultHeapID}, 64, 0, pcs[:])
+		p.record(p.sampler.slot(stackRegion()), liveKey{key: i%4096*64 + 64, heap: defaultHeapID}, 64, 0, pcs[:])
 	}
 }
 
@@ -143,7 +143,7 @@ func captureOnly(p *Profiler) int {
 func captureAndRecord(p *Profiler, key uintptr) int {
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
 	pcs := buf[:runtime.Callers(2, buf[:p.depth])]
-	p.record(p.sampler.here(), liveKey{key: key, heap: defaultHeapID}, 64, 0, pcs)
+	p.record(p.sampler.slot(stackRegion()), liveKey{key: key, heap: defaultHeapID}, 64, 0, pcs)
 	stackBufs.Put(buf)
 	return len(pcs)
 }

@@ -174,6 +174,7 @@ func (p *Profiler) flush() (string, error) {
 func (p *Profiler) writeFile() (string, error) {
 	begin := time.Now()
 	data, err := p.profile(begin)
+	p.sampler.release() // see sampler.go: goroutines come and go
 	path := ""
 	if err == nil {
 		path, err = p.files.write(begin, data)

@@ -34,22 +34,25 @@ import (
 // The runtime keeps one countdown per P. Reaching a per-P counter from
 // outside the runtime costs two calls (runtime.procPin and procUnpin, as
 // sync.Pool does): 2.8 ns with the decrement, against 1.6 ns for the whole
-// decision here (bench/RESULTS.md). So the countdowns are spread over
-// goroutine stacks instead: the address of a local variable picks one of
-// countdownSlots counters, each on its own cache line. A goroutine's stack is its own while it runs, so goroutines running
-// at once use different counters, except when two stacks happen to map to
-// the same slot (stacks are at least 2 KiB apart, and the slots repeat
-// every 8 MiB of address space). Such a collision costs cache traffic; it
-// can cost accuracy only if the two goroutines' read-modify-writes of the
-// counter also overlap, within a few instructions of each other. Each of
-// the two allocations is then still decided against a true countdown, so
-// with p(s); but the write that survives can leave the next decision on that
-// counter off by at most the size of the other allocation, for one gap.
-// That needs two goroutines sharing a slot to race at the same instant, a
-// vanishing share of the allocations, and its effect is bounded by their
-// sizes: far below the sampling error. Reads and writes of the counters are
-// single machine words; under the race detector, and on 32-bit platforms
-// where a uint64 is two words, they are atomic instead.
+// decision here (bench/RESULTS.md). So the countdowns are kept per region
+// of goroutine stack instead: the address of a local variable, divided by
+// 2 KiB (the smallest stack), names the region, which picks one of
+// countdownSlots countdowns, each on its own cache line. A region belongs to
+// one goroutine's stack at a time, so a countdown that a region owns is
+// read and written by one goroutine at a time, without atomics.
+//
+// A region claims a free countdown the first time it samples and keeps it
+// until the next profile is written, when every countdown is freed (the
+// goroutine may have exited). A region whose countdown is owned by another
+// counts on one shared countdown instead, changed with compare-and-swap:
+// correct, though its cache line is written by every such goroutine. Two
+// goroutines never count on one countdown without atomics, which would
+// lose updates (a test that makes two goroutines share one plainly found
+// 12 % fewer samples than expected), except in the instant when countdowns
+// are freed: a region that checked its ownership just before may still
+// change its countdown once while another claims it. Under the race
+// detector, and on 32-bit platforms where a uint64 is two words, the
+// countdowns are read and written atomically.
 
 // maxSamplingRate bounds the rate: a mean of a GiB between samples already
 // leaves almost nothing in a profile.
@@ -60,6 +63,13 @@ const (
 	countdownShift = 11 // log2 of the smallest goroutine stack, 2 KiB
 )
 
+// stackRegion names the 2 KiB of goroutine stack the caller runs on. It is
+// never 0, which marks a free countdown: no stack is at address 0.
+func stackRegion() uintptr {
+	var anchor byte
+	return uintptr(unsafe.Pointer(&anchor)) >> countdownShift
+}
+
 // atomicCountdowns is true where plain reads and writes of the countdowns
 // would not do: under the race detector, which would report the benign
 // races described above, and where a uint64 is not one machine word.
@@ -69,29 +79,32 @@ const atomicCountdowns = raceEnabled || bits.UintSize == 32
 // Start; the countdowns change on every call.
 type sampler struct {
 	rate   uint64 // mean bytes between samples; 1 records every allocation
+	shared countdown
 	counts [countdownSlots]countdown
 }
 
-// countdown is the bytes left until the next sample point, at least 1,
-// padded to a cache line of its own. The zero-length atomic field makes
-// it 8-byte aligned on 32-bit platforms too, where it is used atomically.
+// countdown is the bytes left until the next sample point, at least 1, and
+// the stack region that owns it (0 if none), padded to a cache line of its
+// own. The zero-length atomic field makes it 8-byte aligned on 32-bit
+// platforms too, where it is used atomically.
 //
 // group is the group of the last sample taken on the countdown. Samples of
 // a hot allocation site come one after another on the goroutines that run
 // it, so the next sample is often of the same group, which record then
-// checks first; a countdown that two goroutines share only makes the check
-// fail more often.
+// checks first.
 type countdown struct {
 	_     [0]atomic.Uint64
 	left  uint64
+	owner uintptr
 	group atomic.Uint32
-	_     [52]byte
+	_     [64 - 8 - unsafe.Sizeof(uintptr(0)) - 4]byte
 }
 
 // init sets the rate and draws a first gap for every countdown. It runs
 // before the sampler is published to the hook.
 func (s *sampler) init(rate int) {
 	s.rate = uint64(rate)
+	s.shared.left = s.gap()
 	for i := range s.counts {
 		s.counts[i].left = s.gap()
 	}
@@ -106,23 +119,42 @@ func (s *sampler) gap() uint64 {
 	return uint64(rand.ExpFloat64()*float64(s.rate)) + 1
 }
 
-// here returns the countdown of the calling goroutine's stack region.
-func (s *sampler) here() *countdown {
-	var anchor byte
-	return &s.counts[uintptr(unsafe.Pointer(&anchor))>>countdownShift%countdownSlots]
+// slot returns the countdown of stack region r.
+func (s *sampler) slot(r uintptr) *countdown {
+	return &s.counts[r%countdownSlots]
 }
 
-// pass is the decision on the fast path: it counts an allocation of size
-// bytes and reports true if no sample point falls inside it. It reports
-// false, leaving the countdown alone, when one does or when size is not
-// positive (a negative size converts to a huge one); settle finishes both.
+// counted is the fast path of a decision for stack region r: it reports
+// true if r owns its countdown and no sample point falls in an allocation
+// of size bytes, which it counts. Otherwise sample decides.
+func (s *sampler) counted(r uintptr, size int) bool {
+	c := s.slot(r)
+	return c.owns(r) && c.pass(size)
+}
+
+// owns reports whether region r owns c.
+func (c *countdown) owns(r uintptr) bool {
+	if atomicCountdowns {
+		return atomic.LoadUintptr(&c.owner) == r
+	}
+	return c.owner == r
+}
+
+// pass is the decision on the fast path, for the owner of c: it counts an
+// allocation of size bytes and reports true if no sample point falls
+// inside it. It reports false, leaving the countdown alone, when one does
+// or when size is not positive (a negative size converts to a huge one);
+// sample finishes both.
 func (c *countdown) pass(size int) bool {
 	n := uint64(size)
 	if atomicCountdowns {
-		return c.passAtomic(n)
+		left := atomic.LoadUint64(&c.left)
+		if n >= left {
+			return false
+		}
+		atomic.StoreUint64(&c.left, left-n) // the owner is the only writer
+		return true
 	}
-	// One read: the value compared must be the value subtracted from, or
-	// a write from a goroutine sharing the slot could make it wrap.
 	left := c.left
 	if n >= left {
 		return false
@@ -131,30 +163,55 @@ func (c *countdown) pass(size int) bool {
 	return true
 }
 
-func (c *countdown) passAtomic(n uint64) bool {
-	for {
-		left := atomic.LoadUint64(&c.left)
-		if n >= left {
-			return false
-		}
-		if atomic.CompareAndSwapUint64(&c.left, left, left-n) {
-			return true
-		}
-	}
-}
-
-// settle finishes a decision that pass did not take: an allocation of a
-// positive size is sampled, and its countdown restarts with a fresh gap.
-func (s *sampler) settle(c *countdown, size int) bool {
+// sample finishes a decision that counted did not take, for region r and
+// its countdown c. It returns the countdown
+// the allocation counted on and whether it is sampled: an allocation of a
+// positive size that holds a sample point is, and its countdown restarts
+// with a fresh gap.
+func (s *sampler) sample(c *countdown, r uintptr, size int) (*countdown, bool) {
 	if size <= 0 {
-		return false
+		return c, false
+	}
+	if !c.owns(r) {
+		if !atomic.CompareAndSwapUintptr(&c.owner, 0, r) {
+			return &s.shared, s.sampleShared(uint64(size))
+		}
+		if c.pass(size) {
+			return c, false
+		}
 	}
 	if atomicCountdowns {
 		atomic.StoreUint64(&c.left, s.gap())
 	} else {
 		c.left = s.gap()
 	}
-	return true
+	return c, true
+}
+
+// sampleShared decides on the shared countdown, with compare-and-swap.
+func (s *sampler) sampleShared(n uint64) bool {
+	c := &s.shared
+	for {
+		left := atomic.LoadUint64(&c.left)
+		if n < left {
+			if atomic.CompareAndSwapUint64(&c.left, left, left-n) {
+				return false
+			}
+			continue
+		}
+		if atomic.CompareAndSwapUint64(&c.left, left, s.gap()) {
+			return true
+		}
+	}
+}
+
+// release frees every countdown, for the regions that sample next to claim.
+// Their counts stay: what is left of a gap is a fresh gap, whoever counts
+// it down.
+func (s *sampler) release() {
+	for i := range s.counts {
+		atomic.StoreUintptr(&s.counts[i].owner, 0)
+	}
 }
 
 // saturate rounds x to an int64, holding it at MaxInt64 rather than
