@@ -564,6 +564,46 @@ func TestSamplerSharedSlot(t *testing.T) {
 	}
 }
 
+// Regions whose countdown another holds count on their P's countdown, or
+// on the shared one when their P is beyond those made at Start (GOMAXPROCS
+// raised since). Two such goroutines, with no per-P countdowns, must
+// together sample at the rate p on the shared one.
+func TestSamplerSharedCountdown(t *testing.T) {
+	const rate, draws, size = 4096, 300_000, 1024
+	s := newSampler(rate)
+	s.perP = nil
+	s.slot(7).owner = 7 // held by region 7
+	var hits [2]int
+	var ready, wg sync.WaitGroup
+	ready.Add(2)
+	for g := range 2 {
+		wg.Go(func() {
+			ready.Done()
+			ready.Wait()
+			r := 7 + uintptr(g+1)*countdownSlots // same countdown as region 7
+			n := 0
+			for range draws {
+				if s.decide(r, size) {
+					n++
+				}
+			}
+			hits[g] = n
+		})
+	}
+	wg.Wait()
+	n := float64(2 * draws)
+	p := 1 - math.Exp(-float64(size)/rate)
+	got := float64(hits[0] + hits[1])
+	sigma := math.Sqrt(n * p * (1 - p))
+	t.Logf("sampled %v of %.0f, expected %.0f, z %+.2f", hits, n, n*p, (got-n*p)/sigma)
+	if math.Abs(got-n*p) > 5*sigma {
+		t.Errorf("shared countdown: sampled %.0f of %.0f, expected %.0f ± %.0f (5σ)", got, n, n*p, 5*sigma)
+	}
+	if s.slot(7).owner != 7 {
+		t.Errorf("the countdown changed hands while its owner held it")
+	}
+}
+
 // Shared helpers for the tests of this package that read profiles back.
 
 // startTestProfiler starts a profiler writing to a fresh directory and

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 )
@@ -44,15 +45,16 @@ import (
 // A region claims a free countdown the first time it samples and keeps it
 // until the next profile is written, when every countdown is freed (the
 // goroutine may have exited). A region whose countdown is owned by another
-// counts on one shared countdown instead, changed with compare-and-swap:
-// correct, though its cache line is written by every such goroutine. Two
-// goroutines never count on one countdown without atomics, which would
-// lose updates (a test that makes two goroutines share one plainly found
-// 12 % fewer samples than expected), except in the instant when countdowns
-// are freed: a region that checked its ownership just before may still
-// change its countdown once while another claims it. Under the race
-// detector, and on 32-bit platforms where a uint64 is two words, the
-// countdowns are read and written atomically.
+// counts on its P's countdown instead, pinned to the P as sync.Pool does
+// (see procpin.go): slower, but still exact and shared with no goroutine
+// running at the same time. Two goroutines never count on one countdown
+// without atomics, which would lose updates (a test that makes two
+// goroutines share one found 2 % more or 12 % fewer samples than
+// expected), except in the instant when countdowns are freed: a region
+// that checked its ownership just before may still change its countdown
+// once while another claims it. Under the race detector, and on 32-bit
+// platforms where a uint64 is two words, the countdowns are read and
+// written atomically.
 
 // maxSamplingRate bounds the rate: a mean of a GiB between samples already
 // leaves almost nothing in a profile.
@@ -79,8 +81,9 @@ const atomicCountdowns = raceEnabled || bits.UintSize == 32
 // Start; the countdowns change on every call.
 type sampler struct {
 	rate   uint64 // mean bytes between samples; 1 records every allocation
-	shared countdown
 	counts [countdownSlots]countdown
+	perP   []countdown // for regions whose countdown another region holds
+	shared countdown   // for a P beyond perP (GOMAXPROCS raised since Start)
 }
 
 // countdown is the bytes left until the next sample point, at least 1, and
@@ -104,9 +107,12 @@ type countdown struct {
 // before the sampler is published to the hook.
 func (s *sampler) init(rate int) {
 	s.rate = uint64(rate)
+	s.perP = make([]countdown, max(runtime.GOMAXPROCS(0), runtime.NumCPU()))
 	s.shared.left = s.gap()
-	for i := range s.counts {
-		s.counts[i].left = s.gap()
+	for _, cs := range [][]countdown{s.counts[:], s.perP} {
+		for i := range cs {
+			cs[i].left = s.gap()
+		}
 	}
 }
 
@@ -174,23 +180,51 @@ func (s *sampler) sample(c *countdown, r uintptr, size int) (*countdown, bool) {
 	}
 	if !c.owns(r) {
 		if !atomic.CompareAndSwapUintptr(&c.owner, 0, r) {
-			return &s.shared, s.sampleShared(uint64(size))
+			return s.samplePerP(size)
 		}
 		if c.pass(size) {
 			return c, false
 		}
 	}
+	s.restart(c)
+	return c, true
+}
+
+// restart gives c a fresh gap, after a sample.
+func (s *sampler) restart(c *countdown) {
 	if atomicCountdowns {
 		atomic.StoreUint64(&c.left, s.gap())
 	} else {
 		c.left = s.gap()
 	}
-	return c, true
 }
 
-// sampleShared decides on the shared countdown, with compare-and-swap.
+// samplePerP decides on the countdown of the caller's P, which the caller
+// has to itself while it is pinned there.
+func (s *sampler) samplePerP(size int) (*countdown, bool) {
+	pid := procPin()
+	if pid >= len(s.perP) {
+		procUnpin()
+		return &s.shared, s.sampleShared(uint64(size))
+	}
+	c := &s.perP[pid]
+	sampled := !c.pass(size)
+	if sampled {
+		s.restart(c)
+	}
+	procUnpin()
+	return c, sampled
+}
+
+// sampleShared decides on the shared countdown, with compare-and-swap. The
+// fresh gap a sample would install is drawn first, on every call: drawn
+// only once a goroutine sees the point reached, the draw's time, which
+// grows with the gap (the tail of rand.ExpFloat64 is slower), would decide
+// which of two goroutines that saw the same point installs its gap, and
+// short gaps would win; two goroutines then sampled 0.4 % too often.
 func (s *sampler) sampleShared(n uint64) bool {
 	c := &s.shared
+	gap := s.gap()
 	for {
 		left := atomic.LoadUint64(&c.left)
 		if n < left {
@@ -199,7 +233,7 @@ func (s *sampler) sampleShared(n uint64) bool {
 			}
 			continue
 		}
-		if atomic.CompareAndSwapUint64(&c.left, left, s.gap()) {
+		if atomic.CompareAndSwapUint64(&c.left, left, gap) {
 			return true
 		}
 	}
