@@ -54,10 +54,10 @@
 // background) and enter the live-object table. Everything else costs the
 // hook a countdown of bytes, as in the runtime's own sampler, kept per
 // goroutine stack rather than per P, and a look at a small filter of live
-// keys, with no lock and no allocation. Goroutines running at the same time
-// write no memory they share, except one whose stack maps to a countdown
-// (of 4096) that another goroutine's stack already holds: it counts on a
-// shared countdown instead, with atomic operations.
+// keys, with no lock, no allocation, and no memory written that another
+// goroutine running at the same time writes too. A goroutine whose stack
+// maps to a countdown (of 4096) that another goroutine's stack holds
+// counts on a countdown of its P instead, which costs it two more calls.
 //
 // The Go heap is sampled by the runtime itself, with the same process and
 // runtime.MemProfileRate as R. While the profiler runs with the Go heap
