@@ -34,6 +34,20 @@ func BenchmarkHookPartDecision(b *testing.B) {
 	}
 }
 
+// BenchmarkHookPartDecisionPerP is the decision for a goroutine whose
+// stack region maps to a countdown that another region holds: it counts on
+// its P's countdown, pinned to the P.
+func BenchmarkHookPartDecisionPerP(b *testing.B) {
+	s := newSampler(DefaultSamplingRate)
+	r := stackRegion()
+	s.slot(r).owner = r + countdownSlots // held by another region
+	for b.Loop() {
+		if !s.counted(r, 64) {
+			s.sample(s.slot(r), r, 64)
+		}
+	}
+}
+
 // BenchmarkHookPartFilter is the key-filter look of an unsampled Alloc or
 // Free with 16384 live samples in the table, the cost of Free.
 func BenchmarkHookPartFilter(b *testing.B) {

@@ -179,7 +179,9 @@ func (s *sampler) sample(c *countdown, r uintptr, size int) (*countdown, bool) {
 		return c, false
 	}
 	if !c.owns(r) {
-		if !atomic.CompareAndSwapUintptr(&c.owner, 0, r) {
+		// Load before swapping: a failed swap still takes the cache line
+		// from the owner's core.
+		if atomic.LoadUintptr(&c.owner) != 0 || !atomic.CompareAndSwapUintptr(&c.owner, 0, r) {
 			return s.samplePerP(size)
 		}
 		if c.pass(size) {
