@@ -31,13 +31,16 @@ var ErrStopped = errors.New("profiler: stopped")
 // Profiler is a running heap profiler, returned by Start. Its methods are
 // safe for concurrent use. Only one Profiler runs at a time in a process.
 type Profiler struct {
-	cfg     config
+	// sampler comes first, so that its countdowns start on a cache line:
+	// a Profiler is large enough for the allocator to align it to a page.
 	sampler sampler
-	depth   int
-	table   *liveTable
-	start   time.Time
-	files   *fileStore
-	enc     *encoder
+
+	cfg   config
+	depth int
+	table *liveTable
+	start time.Time
+	files *fileStore
+	enc   *encoder
 
 	group   errgroup.Group
 	flights singleflight.Group

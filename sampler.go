@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -38,23 +39,26 @@ import (
 // decision here (bench/RESULTS.md). So the countdowns are kept per region
 // of goroutine stack instead: the address of a local variable, divided by
 // 2 KiB (the smallest stack), names the region, which picks one of
-// countdownSlots countdowns, each on its own cache line. A region belongs to
-// one goroutine's stack at a time, so a countdown that a region owns is
-// read and written by one goroutine at a time, without atomics.
+// countdownSlots countdowns, each on a cache line of its own. A region
+// belongs to one goroutine's stack at a time, so a countdown that a region
+// owns is read and written by one goroutine at a time, without atomics.
 //
-// A region claims a free countdown the first time it samples and keeps it
-// until the next profile is written, when every countdown is freed (the
-// goroutine may have exited). A region whose countdown is owned by another
-// counts on its P's countdown instead, pinned to the P as sync.Pool does
-// (see procpin.go): slower, but still exact and shared with no goroutine
-// running at the same time. Two goroutines never count on one countdown
-// without atomics, which would lose updates (a test that makes two
-// goroutines share one found 2 % more or 12 % fewer samples than
-// expected), except in the instant when countdowns are freed: a region
-// that checked its ownership just before may still change its countdown
-// once while another claims it. Under the race detector, and on 32-bit
-// platforms where a uint64 is two words, the countdowns are read and
-// written atomically.
+// A region claims a free countdown on the first hook call that finds it
+// free, and keeps it until the next profile is written, when every
+// countdown is freed (the goroutine may have exited). A region whose
+// countdown is owned by another counts on its P's countdown instead, pinned
+// to the P as sync.Pool does (see procpin.go): slower, but still exact and
+// shared with no goroutine running at the same time. Two goroutines never
+// count on one countdown without atomics, which would lose updates (a test
+// that makes two goroutines share one found 2 % more or 12 % fewer samples
+// than expected), but for two rare races that each can leave one
+// countdown off once, by one allocation or one gap: a region that checked
+// its ownership just before the countdowns are freed still changes its
+// countdown while another may claim it; and a goroutine whose stack grows,
+// and so moves, while it decides a sample still acts for the region it
+// left, which another goroutine's stack may take at once. Under the race
+// detector, and on 32-bit platforms where a uint64 is two words, the
+// countdowns are read and written atomically.
 
 // maxSamplingRate bounds the rate: a mean of a GiB between samples already
 // leaves almost nothing in a profile.
@@ -80,10 +84,12 @@ const atomicCountdowns = raceEnabled || bits.UintSize == 32
 // sampler decides which allocations to record. Its rate is immutable after
 // Start; the countdowns change on every call.
 type sampler struct {
-	rate   uint64 // mean bytes between samples; 1 records every allocation
-	counts [countdownSlots]countdown
-	perP   []countdown // for regions whose countdown another region holds
-	shared countdown   // for a P beyond perP (GOMAXPROCS raised since Start)
+	counts [countdownSlots]countdown // first, so that they start a cache line
+	perP   []countdown               // for regions whose countdown another region holds
+	rate   uint64                    // mean bytes between samples; 1 records every allocation
+
+	sharedMu sync.Mutex
+	shared   countdown // for a P beyond perP (GOMAXPROCS raised since Start)
 }
 
 // countdown is the bytes left until the next sample point, at least 1, and
@@ -170,40 +176,42 @@ func (c *countdown) pass(size int) bool {
 }
 
 // sample finishes a decision that counted did not take, for region r and
-// its countdown c. It returns the countdown
-// the allocation counted on and whether it is sampled: an allocation of a
-// positive size that holds a sample point is, and its countdown restarts
-// with a fresh gap.
+// its countdown c. It returns the countdown the allocation counted on and
+// whether it is sampled: an allocation of a positive size that holds a
+// sample point is, and its countdown restarts with a fresh gap. The gap is
+// drawn before ownership is checked, so that nothing between the check and
+// the write can let the goroutine be descheduled.
 func (s *sampler) sample(c *countdown, r uintptr, size int) (*countdown, bool) {
 	if size <= 0 {
 		return c, false
 	}
+	gap := s.gap()
 	if !c.owns(r) {
 		// Load before swapping: a failed swap still takes the cache line
 		// from the owner's core.
 		if atomic.LoadUintptr(&c.owner) != 0 || !atomic.CompareAndSwapUintptr(&c.owner, 0, r) {
-			return s.samplePerP(size)
+			return s.samplePerP(size, gap)
 		}
 		if c.pass(size) {
 			return c, false
 		}
 	}
-	s.restart(c)
+	c.restart(gap)
 	return c, true
 }
 
 // restart gives c a fresh gap, after a sample.
-func (s *sampler) restart(c *countdown) {
+func (c *countdown) restart(gap uint64) {
 	if atomicCountdowns {
-		atomic.StoreUint64(&c.left, s.gap())
+		atomic.StoreUint64(&c.left, gap)
 	} else {
-		c.left = s.gap()
+		c.left = gap
 	}
 }
 
 // samplePerP decides on the countdown of the caller's P, which the caller
 // has to itself while it is pinned there.
-func (s *sampler) samplePerP(size int) (*countdown, bool) {
+func (s *sampler) samplePerP(size int, gap uint64) (*countdown, bool) {
 	pid := procPin()
 	if pid >= len(s.perP) {
 		procUnpin()
@@ -212,33 +220,27 @@ func (s *sampler) samplePerP(size int) (*countdown, bool) {
 	c := &s.perP[pid]
 	sampled := !c.pass(size)
 	if sampled {
-		s.restart(c)
+		c.restart(gap)
 	}
 	procUnpin()
 	return c, sampled
 }
 
-// sampleShared decides on the shared countdown, with compare-and-swap. The
-// fresh gap a sample would install is drawn first, on every call: drawn
-// only once a goroutine sees the point reached, the draw's time, which
-// grows with the gap (the tail of rand.ExpFloat64 is slower), would decide
-// which of two goroutines that saw the same point installs its gap, and
-// short gaps would win; two goroutines then sampled 0.4 % too often.
+// sampleShared decides on the shared countdown, under a lock: the path is
+// rare, and a lock-free one was not exact. With compare-and-swap, the time
+// rand.ExpFloat64 takes, which depends on the gap it draws, decided which
+// goroutine reached the swap first, and over 150 runs two goroutines
+// sampled 0.3 % too rarely (mean z = -2.5).
 func (s *sampler) sampleShared(n uint64) bool {
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
 	c := &s.shared
-	gap := s.gap()
-	for {
-		left := atomic.LoadUint64(&c.left)
-		if n < left {
-			if atomic.CompareAndSwapUint64(&c.left, left, left-n) {
-				return false
-			}
-			continue
-		}
-		if atomic.CompareAndSwapUint64(&c.left, left, gap) {
-			return true
-		}
+	if n < c.left {
+		c.left -= n
+		return false
 	}
+	c.left = s.gap()
+	return true
 }
 
 // release frees every countdown, for the regions that sample next to claim.
