@@ -53,10 +53,11 @@ import (
 // that makes two goroutines share one found 2 % more or 12 % fewer samples
 // than expected), but for two rare races that each can leave one
 // countdown off once, by one allocation or one gap: a region that checked
-// its ownership just before the countdowns are freed still changes its
-// countdown while another may claim it; and a goroutine whose stack grows,
-// and so moves, while it decides a sample still acts for the region it
-// left, which another goroutine's stack may take at once. Under the race
+// its ownership just before the countdowns are freed (or that is
+// descheduled right after the check) still changes its countdown while
+// another may claim it; and a goroutine whose stack grows, and so moves,
+// while it decides a sample still acts for the region it left, which
+// another goroutine's stack may take at once. Under the race
 // detector, and on 32-bit platforms where a uint64 is two words, the
 // countdowns are read and written atomically.
 
@@ -178,25 +179,22 @@ func (c *countdown) pass(size int) bool {
 // sample finishes a decision that counted did not take, for region r and
 // its countdown c. It returns the countdown the allocation counted on and
 // whether it is sampled: an allocation of a positive size that holds a
-// sample point is, and its countdown restarts with a fresh gap. The gap is
-// drawn before ownership is checked, so that nothing between the check and
-// the write can let the goroutine be descheduled.
+// sample point is, and its countdown restarts with a fresh gap.
 func (s *sampler) sample(c *countdown, r uintptr, size int) (*countdown, bool) {
 	if size <= 0 {
 		return c, false
 	}
-	gap := s.gap()
 	if !c.owns(r) {
 		// Load before swapping: a failed swap still takes the cache line
 		// from the owner's core.
 		if atomic.LoadUintptr(&c.owner) != 0 || !atomic.CompareAndSwapUintptr(&c.owner, 0, r) {
-			return s.samplePerP(size, gap)
+			return s.samplePerP(size)
 		}
 		if c.pass(size) {
 			return c, false
 		}
 	}
-	c.restart(gap)
+	c.restart(s.gap())
 	return c, true
 }
 
@@ -210,8 +208,9 @@ func (c *countdown) restart(gap uint64) {
 }
 
 // samplePerP decides on the countdown of the caller's P, which the caller
-// has to itself while it is pinned there.
-func (s *sampler) samplePerP(size int, gap uint64) (*countdown, bool) {
+// has to itself while it is pinned there (pinning also keeps it from
+// being descheduled).
+func (s *sampler) samplePerP(size int) (*countdown, bool) {
 	pid := procPin()
 	if pid >= len(s.perP) {
 		procUnpin()
@@ -220,7 +219,7 @@ func (s *sampler) samplePerP(size int, gap uint64) (*countdown, bool) {
 	c := &s.perP[pid]
 	sampled := !c.pass(size)
 	if sampled {
-		c.restart(gap)
+		c.restart(s.gap())
 	}
 	procUnpin()
 	return c, sampled
