@@ -35,7 +35,7 @@ import (
 //
 // The runtime keeps one countdown per P. Reaching a per-P counter from
 // outside the runtime costs two calls (runtime.procPin and procUnpin, as
-// sync.Pool does): 2.8 ns with the decrement, against 1.6 ns for the whole
+// sync.Pool does): 2.8 ns with the decrement, against 1.1–1.5 ns for the whole
 // decision here (bench/RESULTS.md). So the countdowns are kept per region
 // of goroutine stack instead: the address of a local variable, divided by
 // 2 KiB (the smallest stack), names the region, which picks one of
