@@ -531,9 +531,36 @@ func TestSamplerCountdownsPerStack(t *testing.T) {
 // allocations, as each profile written does. The fraction sampled must be
 // within five binomial sigmas of p.
 func TestSamplerSharedSlot(t *testing.T) {
-	const rate, draws, size = 4096, 1_000_000, 1024
-	s := newSampler(rate)
+	s := newSampler(4096)
 	regions := [2]uintptr{7, 7 + countdownSlots} // one countdown, two regions
+	checkTwoDeciders(t, s, regions, 1_000_000, 1000)
+}
+
+// Regions whose countdown another holds count on their P's countdown, or
+// on the shared one when their P is beyond those made at Start (GOMAXPROCS
+// raised since). Two such goroutines, with no per-P countdowns, must
+// together sample at the rate p on the shared one. (A lock-free shared
+// countdown gave a mean z of +1.15 and then -2.5 over many runs; one run
+// cannot see that, but it can see a larger bias.)
+func TestSamplerSharedCountdown(t *testing.T) {
+	s := newSampler(4096)
+	s.perP = nil
+	s.slot(7).owner = 7 // held by region 7
+	// Two more regions on the same countdown.
+	checkTwoDeciders(t, s, [2]uintptr{7 + countdownSlots, 7 + 2*countdownSlots}, 300_000, 0)
+	if s.slot(7).owner != 7 {
+		t.Errorf("the countdown changed hands while its owner held it")
+	}
+}
+
+// checkTwoDeciders runs draws decisions of 1024 bytes from each of two
+// goroutines at once, from the given stack regions, the first of them
+// releasing all countdowns every releaseEvery decisions (never if 0), and
+// checks that together they sampled the fraction p of the sampler's rate
+// within five binomial sigmas.
+func checkTwoDeciders(t *testing.T, s *sampler, regions [2]uintptr, draws, releaseEvery int) {
+	t.Helper()
+	const size = 1024
 	var hits [2]int
 	var ready, wg sync.WaitGroup
 	ready.Add(2)
@@ -543,7 +570,7 @@ func TestSamplerSharedSlot(t *testing.T) {
 			ready.Wait() // both at once, on the two cores
 			n := 0
 			for i := range draws {
-				if g == 0 && i%1000 == 0 {
+				if g == 0 && releaseEvery > 0 && i%releaseEvery == 0 {
 					s.release()
 				}
 				if s.decide(regions[g], size) {
@@ -555,54 +582,12 @@ func TestSamplerSharedSlot(t *testing.T) {
 	}
 	wg.Wait()
 	n := float64(2 * draws)
-	p := 1 - math.Exp(-float64(size)/rate)
+	p := 1 - math.Exp(-float64(size)/float64(s.rate))
 	got := float64(hits[0] + hits[1])
 	sigma := math.Sqrt(n * p * (1 - p))
 	t.Logf("sampled %v of %.0f, expected %.0f, z %+.2f", hits, n, n*p, (got-n*p)/sigma)
 	if math.Abs(got-n*p) > 5*sigma {
-		t.Errorf("two goroutines on one countdown: sampled %.0f of %.0f, expected %.0f ± %.0f (5σ)", got, n, n*p, 5*sigma)
-	}
-}
-
-// Regions whose countdown another holds count on their P's countdown, or
-// on the shared one when their P is beyond those made at Start (GOMAXPROCS
-// raised since). Two such goroutines, with no per-P countdowns, must
-// together sample at the rate p on the shared one. (A lock-free shared
-// countdown gave a mean z of +1.15 and then -2.5 over many runs; one run
-// cannot see that, but it can see a larger bias.)
-func TestSamplerSharedCountdown(t *testing.T) {
-	const rate, draws, size = 4096, 300_000, 1024
-	s := newSampler(rate)
-	s.perP = nil
-	s.slot(7).owner = 7 // held by region 7
-	var hits [2]int
-	var ready, wg sync.WaitGroup
-	ready.Add(2)
-	for g := range 2 {
-		wg.Go(func() {
-			ready.Done()
-			ready.Wait()
-			r := 7 + uintptr(g+1)*countdownSlots // same countdown as region 7
-			n := 0
-			for range draws {
-				if s.decide(r, size) {
-					n++
-				}
-			}
-			hits[g] = n
-		})
-	}
-	wg.Wait()
-	n := float64(2 * draws)
-	p := 1 - math.Exp(-float64(size)/rate)
-	got := float64(hits[0] + hits[1])
-	sigma := math.Sqrt(n * p * (1 - p))
-	t.Logf("sampled %v of %.0f, expected %.0f, z %+.2f", hits, n, n*p, (got-n*p)/sigma)
-	if math.Abs(got-n*p) > 5*sigma {
-		t.Errorf("shared countdown: sampled %.0f of %.0f, expected %.0f ± %.0f (5σ)", got, n, n*p, 5*sigma)
-	}
-	if s.slot(7).owner != 7 {
-		t.Errorf("the countdown changed hands while its owner held it")
+		t.Errorf("two goroutines: sampled %.0f of %.0f, expected %.0f ± %.0f (5σ)", got, n, n*p, 5*sigma)
 	}
 }
 
