@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/google/pprof/profile"
 )
@@ -18,7 +19,9 @@ type Change struct {
 func (c Change) Delta() int64 { return c.New - c.Old }
 
 // Diff returns the sites whose in-use bytes differ between before and
-// after: the one that grew most first, the one that shrank most last.
+// after: the one that grew most first, the one that shrank most last. For
+// the Go heap's sites, that is the change between the snapshots'
+// GoHeapTime where known, not their Time.
 func Diff(before, after *Snapshot) []Change {
 	var out []Change
 	for k, u := range after.Sites {
@@ -51,7 +54,9 @@ func Diff(before, after *Snapshot) []Change {
 // samples, so it is a plain profile of the change. The age label is
 // dropped from both first: objects age between two snapshots, and the same
 // live objects would otherwise show as a removal in one age step and an
-// addition in the next.
+// addition in the next. Their comments of GoHeapTimeComment are dropped
+// too, since the difference is not as of either time, and replaced by one
+// that says over which times the Go heap's figures changed.
 //
 // DeltaProfile uses up its arguments: it changes both.
 func DeltaProfile(before, after *profile.Profile) (*profile.Profile, error) {
@@ -60,6 +65,16 @@ func DeltaProfile(before, after *profile.Profile) (*profile.Profile, error) {
 		return nil, fmt.Errorf("cannot subtract profiles without a period type")
 	}
 	at, since := after.TimeNanos, before.TimeNanos
+	goSince, stampedBefore := GoHeapTime(before)
+	goAt, stampedAfter := GoHeapTime(after)
+	if !stampedBefore {
+		goSince = time.Unix(0, since)
+	}
+	if !stampedAfter {
+		goAt = time.Unix(0, at)
+	}
+	before.Comments = withoutGoHeapTime(before.Comments)
+	after.Comments = withoutGoHeapTime(after.Comments)
 	before.RemoveNumLabel("age")
 	after.RemoveNumLabel("age")
 	before.Scale(-1)
@@ -73,5 +88,8 @@ func DeltaProfile(before, after *profile.Profile) (*profile.Profile, error) {
 	// view at after's time of what happened since before's.
 	d.TimeNanos = at
 	d.DurationNanos = max(at-since, 0)
+	if stampedBefore || stampedAfter {
+		d.Comments = append(d.Comments, goHeapChangeComment(goSince, goAt))
+	}
 	return d, nil
 }

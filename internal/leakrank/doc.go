@@ -5,11 +5,21 @@
 // every snapshot is.
 //
 // A profile is read once and reduced to a Snapshot: the in-use bytes of
-// every site (heap label and stack of function names), nothing else. Load
-// reads a directory or a list of files into snapshots ordered by time and
-// checks that they come from one program; Runs splits them where the
-// program restarted; Rank scores the sites of a series; Diff and
-// DeltaProfile compare two snapshots.
+// every site (heap label and stack of function names) and the times they
+// describe, nothing else. Load reads a directory or a list of files into
+// snapshots ordered by time and checks that they come from one program;
+// Runs splits them where the program restarted; Rank scores the sites of
+// a series; Diff and DeltaProfile compare two snapshots.
+//
+// In-use figures are placed in time where they belong. Those of the hook's
+// heaps are of the moment the profile was written. Those of the Go heap
+// (heap=go) are the runtime's, which describe the heap as of the mark
+// termination of a past GC cycle, the one before the last unless a GC was
+// forced: a leak's figures trail it by one or two cycles, and cycles grow
+// further apart as the heap grows. The profiler writes that moment in a
+// comment (GoHeapTimeComment), and Rank measures the Go heap's growth
+// against it, so that a Go heap leak's growth per hour comes out right;
+// a profile without the comment is taken as of its own time.
 //
 // Profiles are those of github.com/leakhunt/profiler, but any pprof heap
 // profile with inuse_space/bytes values is read, runtime/pprof's included.

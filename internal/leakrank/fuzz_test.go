@@ -13,7 +13,13 @@ import (
 // file: parse, reduce to a snapshot, rank, diff and subtract. None of it
 // may panic; errors are fine.
 func FuzzLoad(f *testing.F) {
-	for _, p := range leakranktest.LeakSeries(3) {
+	series := leakranktest.LeakSeries(3)
+	// Go heap figures as of a GC before the profile, one that does not
+	// parse, and two that disagree.
+	series[0].Comments = []string{GoHeapTimeComment(series[0].Time.Add(-time.Second))}
+	series[1].Comments = []string{"go heap figures as of 2026-13-45T99:00:00Z (the last GC)"}
+	series[2].Comments = []string{GoHeapTimeComment(series[2].Time), GoHeapTimeComment(series[0].Time)}
+	for _, p := range series {
 		data := p.Encode(f)
 		f.Add(data)
 		raw, err := gzip.NewReader(bytes.NewReader(data))
@@ -39,6 +45,9 @@ func FuzzLoad(f *testing.F) {
 		// The same profile a minute later, as a second snapshot.
 		later := *s
 		later.Time = s.Time.Add(time.Minute)
+		if !s.GoHeapTime.IsZero() {
+			later.GoHeapTime = s.GoHeapTime.Add(time.Minute)
+		}
 		if _, err := Rank([]*Snapshot{s, &later}, Options{}); err != nil {
 			t.Errorf("ranking two good snapshots: %v", err)
 		}

@@ -40,11 +40,16 @@ type SiteRank struct {
 	History []int64 // in-use bytes in each snapshot, oldest first
 	InUse   int64   // in-use bytes in the latest snapshot
 	// Growth is the growth in bytes over the series of the least-squares
-	// line through History: slope times span. GrowthError is its standard
-	// error, from the scatter of History about the line.
-	Growth        float64
-	GrowthError   float64
-	GrowthPerHour float64 // the slope in bytes per hour; 0 if ByIndex
+	// line through History: slope times the span of the times its figures
+	// describe (see GrowthPerHour). GrowthError is its standard error,
+	// from the scatter of History about the line.
+	Growth      float64
+	GrowthError float64
+	// GrowthPerHour is the slope in bytes per hour, 0 if ByIndex. The
+	// figures are placed at the time they describe: for the Go heap, the
+	// snapshots' GoHeapTime where known, since the runtime's are a GC
+	// cycle or two old; for every other heap, the snapshots' Time.
+	GrowthPerHour float64
 	Monotonicity  float64 // Kendall's tau of History against time, -1 to 1
 	Share         float64 // InUse over the latest snapshot's in-use bytes
 	// OldShare is the share of InUse in objects at least Options.OldAge
@@ -71,21 +76,15 @@ func Rank(snaps []*Snapshot, opts Options) (*Ranking, error) {
 	first, last := snaps[0], snaps[len(snaps)-1]
 	r := &Ranking{First: first, Last: last, Count: len(snaps), Span: last.Time.Sub(first.Time)}
 
-	// x is hours since the first snapshot. A series whose snapshots share
-	// one time (profiles without time stamps, or written in the same
-	// instant) still has an order, so it falls back to the index: growth
-	// per snapshot then, which the score does not mind (see score).
-	x := make([]float64, len(snaps))
+	// x is hours since the first snapshot, at the time each snapshot's
+	// figures describe: its own for most heaps, xGo for the Go heap's (see
+	// Snapshot.GoHeapTime). A series whose snapshots share one time
+	// (profiles without time stamps, or written in the same instant) still
+	// has an order, so it falls back to the index: growth per snapshot
+	// then, which the score does not mind (see score).
 	r.ByIndex = r.Span == 0
-	for i, s := range snaps {
-		if r.ByIndex {
-			x[i] = float64(i)
-		} else {
-			// Subtract first: float64 of a UnixNano is only good to 256ns.
-			x[i] = float64(s.Time.Sub(first.Time)) / float64(time.Hour)
-		}
-	}
-	width := x[len(x)-1] - x[0]
+	x := positions(snaps, r.ByIndex, "")
+	xGo := positions(snaps, r.ByIndex, GoHeap)
 
 	histories := make(map[string][]int64)
 	for i, s := range snaps {
@@ -105,9 +104,15 @@ func Rank(snaps []*Snapshot, opts Options) (*Ranking, error) {
 		for i, v := range h {
 			y[i] = float64(v)
 		}
-		m, se := fitLine(x, y)
+		site := siteOf(snaps, k)
+		sx := x
+		if site.Heap == GoHeap {
+			sx = xGo
+		}
+		m, se := fitLine(sx, y)
+		width := slices.Max(sx) - slices.Min(sx)
 		sr := SiteRank{
-			Site:         siteOf(snaps, k),
+			Site:         site,
 			History:      h,
 			InUse:        h[len(h)-1],
 			Growth:       m * width,
@@ -132,15 +137,32 @@ func Rank(snaps []*Snapshot, opts Options) (*Ranking, error) {
 	return r, nil
 }
 
-// profilerFrame is the frame under which the library writes its own Go
-// memory (its tables and buffers).
-const profilerFrame = "[leakhunt profiler]"
+// positions returns where each snapshot's figures for heap's sites lie on
+// the x-axis of the fit: hours from the first snapshot's time to the time
+// they describe, or the snapshot's index if byIndex.
+func positions(snaps []*Snapshot, byIndex bool, heap string) []float64 {
+	x := make([]float64, len(snaps))
+	for i, s := range snaps {
+		if byIndex {
+			x[i] = float64(i)
+		} else {
+			// Subtract first: float64 of a UnixNano is only good to 256ns.
+			x[i] = float64(s.figuresTime(heap).Sub(snaps[0].Time)) / float64(time.Hour)
+		}
+	}
+	return x
+}
+
+// OwnFrame is the one frame of the stack under which the profiler writes
+// its own Go memory (its tables and buffers), in place of the stack that
+// allocated it.
+const OwnFrame = "[leakhunt profiler]"
 
 // isProfilerOwn reports whether s is the profiler's own memory. It is
 // listed but never scored: it is bounded, and grows only while the
 // profiler's tables fill in its first flushes, which in a short series
 // would look like the steadiest growth of all.
-func isProfilerOwn(s Site) bool { return len(s.Stack) == 1 && s.Stack[0] == profilerFrame }
+func isProfilerOwn(s Site) bool { return len(s.Stack) == 1 && s.Stack[0] == OwnFrame }
 
 // score is the share of the latest in-use memory that the site's steady
 // growth accounts for:

@@ -202,7 +202,7 @@ func TestRankChurnNoise(t *testing.T) {
 // here it grows faster and more steadily than the leak.
 func TestRankSkipsProfilerOwnMemory(t *testing.T) {
 	series := leakranktest.LeakSeries(10)
-	own := []string{profilerFrame}
+	own := []string{OwnFrame}
 	for i := range series {
 		series[i].Samples = append(series[i].Samples, leakranktest.Sample{
 			Heap: "go", Stack: own, InUse: int64(i+1) << 20, Age: -1,

@@ -45,9 +45,23 @@ type Snapshot struct {
 	Path     string
 	Time     time.Time     // when the profile was taken (its time_nanos)
 	Duration time.Duration // time since the profiler started, 0 if unknown
-	Program  Program
-	InUse    int64             // in-use bytes of all sites
-	Sites    map[string]*Usage // by site key (heap and stack)
+	// GoHeapTime is the time the figures of the Go heap's sites (heap
+	// "go") describe, a GC cycle or two before Time, from the profile's
+	// comment (see GoHeapTimeComment); zero if it has none, and then they
+	// are taken to be as of Time.
+	GoHeapTime time.Time
+	Program    Program
+	InUse      int64             // in-use bytes of all sites
+	Sites      map[string]*Usage // by site key (heap and stack)
+}
+
+// figuresTime returns the time the in-use figures of heap's sites in s
+// describe: GoHeapTime for the Go heap, if known, else the profile's time.
+func (s *Snapshot) figuresTime(heap string) time.Time {
+	if heap == GoHeap && !s.GoHeapTime.IsZero() {
+		return s.GoHeapTime
+	}
+	return s.Time
 }
 
 // ReadProfile reads and parses the profile file at path.
@@ -96,6 +110,7 @@ func newSnapshot(name string, p *profile.Profile, cache *siteCache) (*Snapshot, 
 		Program:  mainProgram(p),
 		Sites:    make(map[string]*Usage),
 	}
+	s.GoHeapTime, _ = GoHeapTime(p)
 	var key strings.Builder
 	for _, sample := range p.Sample {
 		v := sample.Value[inuse]

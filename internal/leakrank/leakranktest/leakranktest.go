@@ -33,6 +33,7 @@ type Profile struct {
 	File     string        // the main mapping's file
 	BuildID  string
 	Samples  []Sample
+	Comments []string // after the profiler's first comment
 }
 
 // Build returns p as a pprof profile.
@@ -52,7 +53,7 @@ func (p Profile) Build() *profile.Profile {
 		TimeNanos:         p.Time.UnixNano(),
 		DurationNanos:     p.Duration.Nanoseconds(),
 		Mapping:           []*profile.Mapping{main},
-		Comments:          []string{"leakhunt heap profile: sampling rate 524288 bytes, stack depth 128"},
+		Comments:          append([]string{"leakhunt heap profile: sampling rate 524288 bytes, stack depth 128"}, p.Comments...),
 	}
 	locs := make(map[string]*profile.Location)
 	location := func(name string) *profile.Location {
