@@ -2,11 +2,14 @@ package profiler
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -15,8 +18,8 @@ import (
 
 // The statistical tests below compare estimates read back from a written
 // profile with the known truth of a workload driven through the hook. The
-// sampler draws from the runtime's per-thread generator, which has no seed
-// seam, so every run sees different samples: each bound is therefore a
+// sampler is seeded afresh for each run (a failing run logs its seed, and
+// -seed replays it), so every run sees different samples: each bound is a
 // five-sigma bound on the estimator's real standard deviation, computed from
 // the Horvitz–Thompson variance below, which a correct sampler exceeds with
 // probability about 6e-7 per check (some twenty-five checks here: a
@@ -162,9 +165,8 @@ func TestAccuracyLeakedMixedSizes(t *testing.T) {
 }
 
 // TestAccuracyConcurrent runs the leak workload on many goroutines at
-// once, each with its own keys, so that the countdowns spread over their
-// stacks are exercised as in a server (see sampler.go): at most rarely two
-// goroutines share one, and a shared one must not bias the estimates. Two
+// once, each with its own keys, more goroutines than Ps, so that the per-P
+// countdowns are shared as in a server and must not bias the estimates. Two
 // sizes, 100 B (p = 9.5 %) and 600 B (p = 45 %) at R = 1000, 8 goroutines
 // of 60k allocations: about 23k and 108k expected samples, bounds of 5σ of
 // the Horvitz–Thompson variance (±3.1 % and ±1.1 %).
@@ -307,7 +309,7 @@ func TestAccuracyLargeAllocationsAlwaysSampled(t *testing.T) {
 	}
 
 	st := p.Stats()
-	if st.Samples != uint64(allocs) {
+	if st.Samples != int64(allocs) {
 		t.Errorf("Stats().Samples = %d, want %d: every allocation of ≥ 40×rate must be sampled", st.Samples, allocs)
 	}
 	if want := int64(allocs / 2); st.LiveSamples != want {
@@ -339,26 +341,25 @@ func refProbability(size int64, rate int) float64 {
 }
 
 func TestSamplerProbability(t *testing.T) {
-	for _, rate := range []int{2, 3, 1000, 4096, DefaultSamplingRate, maxSamplingRate} {
-		s := newSampler(rate)
-		if got := s.probability(0); got != 0 {
+	for _, rate := range []int64{2, 3, 1000, 4096, DefaultSamplingRate, maxSamplingRate} {
+		if got := probability(0, rate); got != 0 {
 			t.Errorf("rate %d: probability(0) = %v, want 0", rate, got)
 		}
-		if got, want := s.probability(int64(rate)), 1-1/math.E; math.Abs(got-want) > 1e-15 {
+		if got, want := probability(float64(rate), rate), 1-1/math.E; math.Abs(got-want) > 1e-15 {
 			t.Errorf("rate %d: probability(rate) = %.17g, want 1-1/e = %.17g", rate, got, want)
 		}
-		if got := s.probability(40 * int64(rate)); got != 1 {
+		if got := probability(40*float64(rate), rate); got != 1 {
 			t.Errorf("rate %d: probability(40·rate) = %.17g, want 1 (exp(-40) < 2^-53)", rate, got)
 		}
-		sizes := []int64{1, 2, 3, int64(rate) / 3, int64(rate) - 1, int64(rate), int64(rate) + 1, 3 * int64(rate), 1 << 40}
+		sizes := []int64{1, 2, 3, rate / 3, rate - 1, rate, rate + 1, 3 * rate, 1 << 40}
 		slices.Sort(sizes)
 		prev := 0.0
 		for _, size := range slices.Compact(sizes) {
 			if size <= 0 {
 				continue
 			}
-			got := s.probability(size)
-			if want := refProbability(size, rate); math.Abs(got-want) > 1e-12*want {
+			got := probability(float64(size), rate)
+			if want := refProbability(size, int(rate)); math.Abs(got-want) > 1e-12*want {
 				t.Errorf("rate %d: probability(%d) = %.17g, want %.17g (relative error %.2g)", rate, size, got, want, (got-want)/want)
 			}
 			if got < prev || got > 1 {
@@ -367,228 +368,217 @@ func TestSamplerProbability(t *testing.T) {
 			prev = got
 		}
 	}
-	if s := newSampler(1); s.probability(1) != 1 || s.probability(1<<30) != 1 {
-		t.Errorf("rate 1: probability(1) = %v, probability(2^30) = %v; want 1", s.probability(1), s.probability(1<<30))
+	if probability(1, 1) != 1 || probability(1<<30, 1) != 1 {
+		t.Errorf("rate 1: probability(1) = %v, probability(2^30) = %v; want 1", probability(1, 1), probability(1<<30, 1))
 	}
 }
 
 func TestSamplerScale(t *testing.T) {
-	s := newSampler(1000)
-	if o, b := s.scale(0, 1000); o != 0 || b != 0 {
-		t.Errorf("scale(0, 1000) = %d, %d; want 0, 0", o, b)
+	if o, b := scale(0, 0, 1000); o != 0 || b != 0 {
+		t.Errorf("scale(0, 0) = %d, %d; want 0, 0", o, b)
 	}
-	// p(1000) at rate 1000 is 1-1/e: 1000 samples stand for
+	// p(1000) at rate 1000 is 1-1/e: 1000 samples of 1000 B stand for
 	// 1000/(1-1/e) = 1581.9767 objects and 1581976.7 bytes.
-	if o, b := s.scale(1000, 1000); o != 1582 || b != 1581977 {
-		t.Errorf("scale(1000, 1000) at rate 1000 = %d, %d; want 1582, 1581977", o, b)
+	if o, b := scale(1000, 1000*1000, 1000); o != 1582 || b != 1581977 {
+		t.Errorf("scale(1000, 1000·1000) at rate 1000 = %d, %d; want 1582, 1581977", o, b)
 	}
 	// One 16-byte sample at rate 1000 stands for 1/(1-exp(-0.016)).
-	if o, b := s.scale(1, 16); o != 63 || b != 1008 {
+	if o, b := scale(1, 16, 1000); o != 63 || b != 1008 {
 		t.Errorf("scale(1, 16) at rate 1000 = %d, %d; want 63, 1008 (1/p = 63.0053)", o, b)
 	}
 	// At ≥ 40R the weight is exactly 1.
 	for _, size := range []int64{40_000, 1 << 20, 1 << 30} {
-		if o, b := s.scale(7, size); o != 7 || b != 7*size {
-			t.Errorf("scale(7, %d) at rate 1000 = %d, %d; want 7, %d", size, o, b, 7*size)
+		if o, b := scale(7, 7*size, 1000); o != 7 || b != 7*size {
+			t.Errorf("scale(7, 7·%d) at rate 1000 = %d, %d; want 7, %d", size, o, b, 7*size)
 		}
 	}
-	for _, c := range []struct{ count, size int64 }{{1, 1}, {3, 17}, {1000, 1 << 20}, {1 << 40, 1 << 20}} {
-		one := newSampler(1)
-		if o, b := one.scale(c.count, c.size); o != c.count || b != c.count*c.size {
-			t.Errorf("rate 1: scale(%d, %d) = %d, %d; want %d, %d", c.count, c.size, o, b, c.count, c.count*c.size)
+	for _, c := range []struct{ count, size int64 }{{1, 1}, {3, 17}, {1000, 1 << 20}, {1 << 30, 1 << 20}} {
+		if o, b := scale(c.count, c.count*c.size, 1); o != c.count || b != c.count*c.size {
+			t.Errorf("rate 1: scale(%d, %d) = %d, %d; want %d, %d", c.count, c.count*c.size, o, b, c.count, c.count*c.size)
+		}
+	}
+	// unscale undoes scale's object count, which Stats relies on to count
+	// the Go heap's samples from its scaled figures.
+	for _, c := range []struct{ count, size, rate int64 }{{1, 16, 1000}, {1000, 1000, 1000}, {12345, 64, DefaultSamplingRate}, {7, 1 << 20, 4096}, {5, 8, 1}} {
+		o, b := scale(c.count, c.count*c.size, c.rate)
+		if got := unscale(o, b, c.rate); math.Abs(float64(got-c.count)) > 1+float64(c.count)*1e-6 {
+			t.Errorf("unscale(scale(%d samples of %d B at rate %d)) = %d", c.count, c.size, c.rate, got)
 		}
 	}
 }
 
-// newSampler returns a sampler of the given rate, outside any profiler.
-func newSampler(rate int) *sampler {
+// newSampler returns a sampler of the given rate, outside any profiler,
+// seeded for the test (see testSeed).
+func newSampler(t testing.TB, rate int) *sampler {
 	s := new(sampler)
-	s.init(rate)
+	s.init(rate, testSeed(t))
 	return s
-}
-
-// decide is one allocation from stack region r through the sampler, fast
-// path and slow path, as the hook makes it.
-func (s *sampler) decide(r uintptr, size int) bool {
-	if s.counted(r, size) {
-		return false
-	}
-	_, sampled := s.sample(s.slot(r), r, size)
-	return sampled
 }
 
 // TestSamplerSampleFrequency checks the countdown against p(s) directly:
 // the fraction of M draws sampled must be within five binomial sigmas of
 // p. Sizes are chosen so that both M·p and M·(1-p) are in the thousands.
 // Each size runs alone and then interleaved with allocations of other
-// sizes on the same countdown, whose presence must not change its rate.
+// sizes on the same countdowns, whose presence must not change its rate.
 func TestSamplerSampleFrequency(t *testing.T) {
 	const rate, draws = 4096, 200_000
-	s := newSampler(rate)
-	r := stackRegion()
+	s := newSampler(t, rate)
 	for _, size := range []int{rate / 32, rate / 2, rate, 2 * rate} {
 		for _, mixed := range []bool{false, true} {
 			hits := 0
 			for i := range draws {
 				if mixed {
-					s.decide(r, 1+i%(3*rate)) // another site's allocation
+					s.sampled(1 + i%(3*rate)) // another site's allocation
 				}
-				if s.decide(r, size) {
+				if s.sampled(size) {
 					hits++
 				}
 			}
-			p := 1 - math.Exp(-float64(size)/rate)
-			sigma := math.Sqrt(draws * p * (1 - p))
-			diff := float64(hits) - draws*p
-			t.Logf("size %5d (mixed %v): sampled %6d of %d, expected %.0f, z %+.2f", size, mixed, hits, draws, draws*p, diff/sigma)
-			if math.Abs(diff) > 5*sigma {
-				t.Errorf("size %d at rate %d (mixed %v): sampled %d of %d, expected %.0f ± %.0f (5σ)", size, rate, mixed, hits, draws, draws*p, 5*sigma)
-			}
+			checkFraction(t, fmt.Sprintf("size %d (mixed %v)", size, mixed), hits, draws, size, rate)
 		}
 	}
 }
 
+// checkFraction fails the test unless hits of draws decisions of size
+// bytes at rate is within five binomial sigmas of p(size): a spurious
+// failure about once in 1.7 million checks.
+func checkFraction(t *testing.T, what string, hits, draws, size, rate int) {
+	t.Helper()
+	p := 1 - math.Exp(-float64(size)/float64(rate))
+	n := float64(draws)
+	sigma := math.Sqrt(n * p * (1 - p))
+	diff := float64(hits) - n*p
+	t.Logf("%s: sampled %d of %d, expected %.0f, z %+.2f", what, hits, draws, n*p, diff/sigma)
+	if math.Abs(diff) > 5*sigma {
+		t.Errorf("%s at rate %d: sampled %d of %d, expected %.0f ± %.0f (5σ)", what, rate, hits, draws, n*p, 5*sigma)
+	}
+}
+
 func TestSamplerRateOneSamplesEverything(t *testing.T) {
-	s := newSampler(1)
-	r := stackRegion()
+	s := newSampler(t, 1)
 	for _, size := range []int{1, 2, 16, 1000, 1 << 30, math.MaxInt} {
 		for range 3 {
-			if !s.decide(r, size) {
+			if !s.sampled(size) {
 				t.Errorf("rate 1: size %d not sampled; rate 1 must record every allocation", size)
 			}
 		}
 	}
-	for _, size := range []int{1, 2, 16, 1000, 1 << 30} {
-		if o, b := s.scale(1, int64(size)); o != 1 || b != int64(size) {
-			t.Errorf("rate 1: scale(1, %d) = %d, %d; want weight 1", size, o, b)
-		}
-	}
 	for _, size := range []int{0, -1} {
-		if s.decide(r, size) {
+		if s.sampled(size) {
 			t.Errorf("rate 1: size %d sampled; sizes ≤ 0 are ignored", size)
 		}
 	}
 }
 
-// Sizes of zero or less are ignored and leave the countdown as it was: a
-// negative size must not push the next sample point further away.
+// countdownsLeft returns what every P's countdown has left.
+func countdownsLeft(s *sampler) []int64 {
+	var left []int64
+	for _, c := range *s.counts.Load() {
+		left = append(left, c.left.Load())
+	}
+	return left
+}
+
+// Sizes of zero or less are ignored and leave the countdowns as they were:
+// a negative size must not push the next sample point further away.
 func TestSamplerIgnoresNonPositiveSizes(t *testing.T) {
-	s := newSampler(DefaultSamplingRate)
-	r := stackRegion()
-	s.decide(r, 1) // claims the region's countdown
-	c := s.slot(r)
-	before := c.left
+	s := newSampler(t, DefaultSamplingRate)
+	before := countdownsLeft(s)
 	for _, size := range []int{0, -1, -4096, math.MinInt} {
-		if s.decide(r, size) {
+		if s.sampled(size) {
 			t.Errorf("size %d sampled", size)
 		}
-		if c.left != before {
-			t.Fatalf("size %d moved the countdown from %d to %d", size, before, c.left)
+		if after := countdownsLeft(s); !slices.Equal(before, after) {
+			t.Fatalf("size %d moved the countdowns from %v to %v", size, before, after)
 		}
 	}
 }
 
-// Goroutines alive at once run on different stack regions, which pick
-// different countdowns (barring a 1 in 4096 chance per pair), each on a
-// cache line of its own, so that hook calls running at once share no
-// written memory.
-func TestSamplerCountdownsPerStack(t *testing.T) {
-	s := newSampler(DefaultSamplingRate)
+// Many more goroutines than Ps decide at once, so that goroutines are
+// preempted and move between Ps mid-stream: the decisions on each P's
+// countdown must still add up to the rate p, which they would not if a
+// decision were split or an update lost.
+func TestSamplerConcurrentRate(t *testing.T) {
 	if sz := unsafe.Sizeof(countdown{}); sz != 64 {
 		t.Errorf("countdown is %d bytes, want a 64-byte cache line", sz)
 	}
-	const goroutines = 8
-	regions := make(chan uintptr, goroutines)
+	const rate, size, goroutines, each = 4096, 1024, 16, 100_000
+	s := newSampler(t, rate)
+	var hits atomic.Int64
 	var wg sync.WaitGroup
-	release := make(chan struct{})
 	for range goroutines {
 		wg.Go(func() {
-			regions <- stackRegion()
-			<-release // all alive at once, so no stack is reused
-		})
-	}
-	seen, slots := map[uintptr]bool{}, map[*countdown]bool{}
-	for range goroutines {
-		r := <-regions
-		seen[r], slots[s.slot(r)] = true, true
-	}
-	close(release)
-	wg.Wait()
-	if len(seen) != goroutines {
-		t.Errorf("%d live goroutines ran on %d distinct stack regions", goroutines, len(seen))
-	}
-	if len(slots) < goroutines-1 {
-		t.Errorf("%d live goroutines got %d distinct countdowns; want at least %d", goroutines, len(slots), goroutines-1)
-	}
-}
-
-// Two goroutines whose stack regions pick the same countdown must not
-// both count on it without atomics, which loses updates: without the
-// ownership of countdowns, this test found 2 % more or 12 % fewer samples
-// than expected (z = +14 or -90, depending on how the sampled path wrote
-// the countdown). One of them owns it and the other counts on its P's
-// countdown; meanwhile one of them releases ownership every thousand
-// allocations, as each profile written does. The fraction sampled must be
-// within five binomial sigmas of p.
-func TestSamplerSharedSlot(t *testing.T) {
-	s := newSampler(4096)
-	regions := [2]uintptr{7, 7 + countdownSlots} // one countdown, two regions
-	checkTwoDeciders(t, s, regions, 1_000_000, 1000)
-}
-
-// Regions whose countdown another holds count on their P's countdown, or
-// on the shared one when their P is beyond those made at Start (GOMAXPROCS
-// raised since). Two such goroutines, with no per-P countdowns, must
-// together sample at the rate p on the shared one. (A lock-free shared
-// countdown gave a mean z of +1.15 and then -2.5 over many runs; one run
-// cannot see that, but it can see a larger bias.)
-func TestSamplerSharedCountdown(t *testing.T) {
-	s := newSampler(4096)
-	s.perP = nil
-	s.slot(7).owner = 7 // held by region 7
-	// Two more regions on the same countdown.
-	checkTwoDeciders(t, s, [2]uintptr{7 + countdownSlots, 7 + 2*countdownSlots}, 300_000, 0)
-	if s.slot(7).owner != 7 {
-		t.Errorf("the countdown changed hands while its owner held it")
-	}
-}
-
-// checkTwoDeciders runs draws decisions of 1024 bytes from each of two
-// goroutines at once, from the given stack regions, the first of them
-// releasing all countdowns every releaseEvery decisions (never if 0), and
-// checks that together they sampled the fraction p of the sampler's rate
-// within five binomial sigmas.
-func checkTwoDeciders(t *testing.T, s *sampler, regions [2]uintptr, draws, releaseEvery int) {
-	t.Helper()
-	const size = 1024
-	var hits [2]int
-	var ready, wg sync.WaitGroup
-	ready.Add(2)
-	for g := range 2 {
-		wg.Go(func() {
-			ready.Done()
-			ready.Wait() // both at once, on the two cores
-			n := 0
-			for i := range draws {
-				if g == 0 && releaseEvery > 0 && i%releaseEvery == 0 {
-					s.release()
-				}
-				if s.decide(regions[g], size) {
+			n := int64(0)
+			for range each {
+				if s.sampled(size) {
 					n++
 				}
 			}
-			hits[g] = n
+			hits.Add(n)
 		})
 	}
 	wg.Wait()
-	n := float64(2 * draws)
-	p := 1 - math.Exp(-float64(size)/float64(s.rate))
-	got := float64(hits[0] + hits[1])
-	sigma := math.Sqrt(n * p * (1 - p))
-	t.Logf("sampled %v of %.0f, expected %.0f, z %+.2f", hits, n, n*p, (got-n*p)/sigma)
-	if math.Abs(got-n*p) > 5*sigma {
-		t.Errorf("two goroutines: sampled %.0f of %.0f, expected %.0f ± %.0f (5σ)", got, n, n*p, 5*sigma)
+	checkFraction(t, fmt.Sprintf("%d goroutines", goroutines), int(hits.Load()), goroutines*each, size, rate)
+}
+
+// A P beyond the countdowns made at Start (GOMAXPROCS raised since) gets
+// its own, and the rate stays p.
+func TestSamplerGrowsWithGOMAXPROCS(t *testing.T) {
+	const rate, size, goroutines, each = 4096, 1024, 8, 50_000
+	s := newSampler(t, rate)
+	made := len(*s.counts.Load())
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(made + 2))
+	var hits atomic.Int64
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			n := int64(0)
+			for range each {
+				if s.sampled(size) {
+					n++
+				}
+			}
+			hits.Add(n)
+		})
 	}
+	wg.Wait()
+	t.Logf("countdowns: %d at Start, %d after GOMAXPROCS %d", made, len(*s.counts.Load()), made+2)
+	checkFraction(t, "after GOMAXPROCS was raised", int(hits.Load()), goroutines*each, size, rate)
+}
+
+// The same seed gives the same decisions, so that a failing statistical
+// run can be replayed with -seed; another seed gives others.
+func TestSamplerSeedReplays(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one P: one countdown
+	run := func(seed uint64) []bool {
+		s := new(sampler)
+		s.init(4096, seed)
+		out := make([]bool, 20_000)
+		for i := range out {
+			out[i] = s.sampled(64 + i%1000)
+		}
+		return out
+	}
+	a, b, c := run(42), run(42), run(43)
+	if !slices.Equal(a, b) {
+		t.Errorf("two samplers seeded 42 decided differently")
+	}
+	if slices.Equal(a, c) {
+		t.Errorf("samplers seeded 42 and 43 decided alike on %d allocations", len(a))
+	}
+}
+
+var seedFlag = flag.Uint64("seed", 0, "seed of the sampler in the statistical tests; 0 draws one, which each test logs")
+
+// testSeed returns the sampler seed for a test: -seed if given, else a
+// fresh one. It logs the seed with the command that replays the test.
+func testSeed(t testing.TB) uint64 {
+	seed := *seedFlag
+	if seed == 0 {
+		seed = rand.Uint64() | 1
+	}
+	t.Logf("sampler seed %d (replay: go test -run '^%s$' -seed %d)", seed, t.Name(), seed)
+	return seed
 }
 
 // Shared helpers for the tests of this package that read profiles back.
@@ -600,7 +590,7 @@ func checkTwoDeciders(t *testing.T, s *sampler, regions [2]uintptr, draws, relea
 // filter out.
 func startTestProfiler(t testing.TB, opts ...Option) *Profiler {
 	t.Helper()
-	opts = append([]Option{WithOutputDir(t.TempDir()), WithGoHeap(false)}, opts...)
+	opts = append([]Option{WithOutputDir(t.TempDir()), WithGoHeap(false), withSeed(testSeed(t))}, opts...)
 	p, err := Start(opts...)
 	if err != nil {
 		t.Fatalf("Start: %v", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/leakhunt/profiler"
 	"github.com/leakhunt/profiler/internal/pproftest"
@@ -86,11 +87,13 @@ func allocForTenant(ctx context.Context, h *profiler.Heap, key uintptr, size int
 }
 
 //go:noinline
-func trackForTenant(ctx context.Context, obj *[1024]byte) { profiler.TrackContext(ctx, obj) }
+func trackForTenant(ctx context.Context, obj *[1024]byte) {
+	profiler.TrackIn(ctx, nil, obj, int(unsafe.Sizeof(*obj)))
+}
 
 //go:noinline
 func trackSizedForTenant(ctx context.Context, h *profiler.Heap, obj *[1024]byte) {
-	h.TrackSizeContext(ctx, obj, 2000)
+	profiler.TrackIn(ctx, h, obj, 2000)
 }
 
 // pprof labels in the context reach the profile as string labels and
@@ -144,7 +147,7 @@ func TestContextLabelsWithPprofTagfocus(t *testing.T) {
 		}
 	}
 	// Through the hook: 1000+2000 for acme, 3000 for globex; plus one
-	// 2000-byte TrackSizeContext object per request.
+	// 2000-byte TrackIn object per request.
 	if acme != 3000+2*2000 || globex != 3000+2000 || none != 5 {
 		t.Errorf("in use by tenant: acme %d, globex %d, unlabelled %d; want 7000, 5000, 5", acme, globex, none)
 	}

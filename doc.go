@@ -1,13 +1,19 @@
 // Package profiler is a sampling heap profiler meant to stay on in
 // production and find memory leaks. It writes standard pprof heap profiles
-// to disk every minute; open them with `go tool pprof`.
+// to disk, one a second after Start and then one a minute; open them with
+// `go tool pprof`.
 //
-// Start it first thing in main:
+// Start it first thing in main, and stop it when the program ends, which
+// writes a last profile:
 //
 //	package main
 //
 //	import (
+//		"context"
 //		"log"
+//		"os"
+//		"os/signal"
+//		"syscall"
 //
 //		"github.com/leakhunt/profiler"
 //	)
@@ -19,7 +25,11 @@
 //		}
 //		defer p.Stop()
 //
-//		// ... the program ...
+//		// A deferred call does not run when a signal ends the program:
+//		// return from main instead.
+//		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//		defer stop()
+//		run(ctx) // the program, until ctx is done
 //	}
 //
 // With no other change the profiles show the Go heap, read from the
@@ -35,13 +45,14 @@
 //	cgoHeap.Free(uintptr(p))
 //	C.free(p)
 //
-// and Go objects can be reported with Track, which follows them to their
-// collection with runtime.AddCleanup. AllocContext and TrackContext also
-// record the pprof labels of a context (tenant, endpoint) on sampled
-// allocations, and every live hook sample carries its age, so that
-// `go tool pprof -tagfocus=age=1hr:` shows the objects that stay. The
-// command cmd/leakhunt ranks allocation sites by steady growth over a
-// series of profiles.
+// Go objects can be reported with Track (or TrackIn, for a named heap, the
+// pprof labels of a context, or a footprint beyond the object's type),
+// which follows a sampled object to its collection with runtime.AddCleanup.
+// Heap.AllocContext and TrackIn record the pprof labels of a context
+// (tenant, endpoint) on sampled allocations, and every live hook sample
+// carries its age, so that `go tool pprof -tagfocus=age=1hr:` shows the
+// objects that stay. The command cmd/leakhunt ranks allocation sites by
+// steady growth over a series of profiles.
 //
 // # Sampling
 //
@@ -52,12 +63,9 @@
 // p(s) = 1 - exp(-s/R), independently of all others. Only sampled
 // allocations capture a stack (raw program counters, symbolized later in the
 // background) and enter the live-object table. Everything else costs the
-// hook a countdown of bytes, as in the runtime's own sampler, kept per
-// goroutine stack rather than per P, and a look at a small filter of live
-// keys, with no lock, no allocation, and no memory written that another
-// goroutine running at the same time writes too. A goroutine whose stack
-// maps to a countdown (of 4096) that another goroutine's stack holds
-// counts on a countdown of its P instead, which costs it two more calls.
+// hook a countdown of bytes on the caller's P, as in the runtime's own
+// sampler, and a look at a small filter of live keys, with no lock and no
+// allocation.
 //
 // The Go heap is sampled by the runtime itself, with the same process and
 // runtime.MemProfileRate as R. While the profiler runs with the Go heap
@@ -77,10 +85,15 @@
 // so its estimate is within a few percent. Allocations of R bytes or more
 // are almost always sampled and are reported nearly exactly.
 //
-// The Go heap's in-use figures are those of the last completed garbage
-// collection: the runtime publishes a sampled allocation, and its free, only
-// once a GC cycle has finished with it, so they may lag by up to two
-// cycles. The profiler does not force a GC unless asked to with
+// The Go heap's in-use figures describe the heap at the end of the garbage
+// collection before the last one, not at the time of the profile: the
+// runtime publishes a sampled allocation, and its free, only once a later
+// GC cycle has finished with it (see runtime.MemProfile). Each profile
+// states that moment in a comment ("go heap figures as of …"), and
+// cmd/leakhunt measures the growth of Go heap sites against it, so growth
+// rates are right even when cycles are minutes apart; the in-use figure of
+// a steadily leaking site is what it held then, and so less than it holds
+// now. The profiler does not force a GC unless asked to with
 // WithGCBeforeSnapshot. Objects reported with Track leave the live set only
 // after a GC found them unreachable and their cleanup ran.
 //
@@ -89,9 +102,9 @@
 // One Profiler runs per process; Start fails while another runs. All its
 // methods are safe for concurrent use, and so are the hook functions, which
 // reach the running profiler through an atomic pointer and are no-ops when
-// none runs. The Profiler owns one background goroutine that writes a
-// profile every flush interval; Stop ends it, writes a final profile and
-// waits. Concurrent Flush calls and a background write collapse into one.
+// none runs. The Profiler owns one background goroutine that writes the
+// profiles; Stop ends it, writes a final profile and waits. Concurrent
+// Flush calls and a background write collapse into one.
 //
 // # Output
 //
@@ -100,17 +113,17 @@
 // inuse_space (the default), period type space/bytes with the sampling
 // rate as period, a numeric label bytes with the object size, and a string
 // label heap naming the source: "go" for the Go heap, a Heap's name for the
-// hook ("default" for the package-level functions), on the hook's in-use
-// samples a numeric label age in seconds, rounded down to round values
-// (see README), and the caller's pprof labels where AllocContext or
-// TrackContext captured them. The comments give the
-// rates, sample counts and anything dropped. Files are named
-// heap-<UTC time>-<pid>.pb.gz, written with mode 0600 into a 0700
-// directory through a temporary file and a rename, so a reader never sees
-// a partial profile. Every file of the last hour is kept, then one per hour
-// for a day (WithRetention), and at most WithMaxFiles in all. A failed
-// write is logged (WithLogger), counted in Stats and retried at the next
-// interval; the program never notices.
+// hook ("default" for the package-level functions). The hook's in-use
+// samples carry a numeric label age in seconds, rounded down to round
+// values (docs/guide.md lists them), and the caller's pprof labels where
+// AllocContext or TrackIn captured them. The comments give the rates,
+// sample counts and anything dropped. The same state always encodes to the
+// same bytes. Files are named heap-<UTC time>-<pid>.pb.gz, written with
+// mode 0600 into a 0700 directory through a temporary file and a rename, so
+// a reader never sees a partial profile. Every file of the last hour is
+// kept, then one per hour for a day (WithRetention), and at most
+// WithMaxFiles in all. A failed write is logged (WithLogger), counted in
+// Stats and retried at the next interval; the program never notices.
 //
 // Useful views:
 //

@@ -73,8 +73,8 @@ func ExampleHeap() {
 // until the garbage collector frees it.
 func ExampleTrack() {
 	type session struct {
-		id   int
-		data [4096]byte
+		id    int
+		cache [4096]byte
 	}
 	dir, err := os.MkdirTemp("", "heapprofiles")
 	if err != nil {
@@ -88,6 +88,7 @@ func ExampleTrack() {
 	defer p.Stop()
 
 	s := &session{id: 1}
+	s.cache[0] = 1
 	profiler.Track(s) // at rate 1 every object is sampled
 	fmt.Println("live samples:", p.Stats().LiveSamples)
 	runtime.KeepAlive(s)

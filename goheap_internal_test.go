@@ -1,7 +1,8 @@
 package profiler
 
 import (
-	"runtime"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,49 +10,45 @@ import (
 	"github.com/google/pprof/profile"
 )
 
-var rawVsParsedLeak [][]byte
+var decodeLeak [][]byte
 
 //go:noinline
-func rawVsParsedSite(n int) {
+func decodeSite(n int) {
 	for range n {
-		rawVsParsedLeak = append(rawVsParsedLeak, make([]byte, 3000))
+		decodeLeak = append(decodeLeak, make([]byte, 3000))
 	}
 }
 
-// The raw-records path for the Go heap writes what the runtime/pprof path
-// writes for the same state: the same stacks with the same scaled values.
-// (In this package the test's own allocations count as the profiler's and
-// share its synthetic frame; the comparison covers every Go heap sample.)
-func TestGoHeapRawMatchesParsed(t *testing.T) {
+// The encoder decodes the runtime's heap profile in place into its own
+// tables. What it writes must be what the pprof parser reads from the same
+// bytes: every stack with the same values and size label, the profiler's
+// own stacks under its one synthetic frame. The decoding is run twice, the
+// second time against tables that already hold every location.
+func TestGoHeapDecodeMatchesParse(t *testing.T) {
 	p, err := Start(WithSamplingRate(4096), WithOutputDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Stop(); rawVsParsedLeak = nil })
-	rawVsParsedLeak = make([][]byte, 0, 5000)
-	rawVsParsedSite(5000)
+	t.Cleanup(func() { p.Stop(); decodeLeak = nil })
+	decodeLeak = make([][]byte, 0, 5000)
+	decodeSite(5000)
 
-	var before, after runtime.MemStats
-	raw, err := readGoHeap(true)
+	var r goHeapReader
+	h, err := r.read(true, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runtime.ReadMemStats(&before)
-	parsed, err := readParsedGoHeap()
+	ref, err := profile.ParseUncompressed(h.data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runtime.ReadMemStats(&after)
-	if raw.parsed != nil {
-		t.Skip("a Go heap stack of this test binary fills 32 frames; the raw path is not taken")
-	}
-	if before.NumGC != after.NumGC {
-		t.Skip("a GC ran between the two reads; they describe different cycles")
-	}
+	want := goSamplesByStack(t, ref, false)
 
-	// read returns the Go heap's alloc_space and inuse_space by stack.
-	read := func(h *goHeapSnapshot) map[string][2]int64 {
-		data, err := p.enc.encode(p, time.Now(), h)
+	e := newEncoder(processSymbols.lookup, processMappings())
+	for round := range 2 {
+		var snap tableSnapshot
+		p.table.snapshot(&snap, time.Now())
+		data, counts, err := e.encode(&snap, h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,43 +59,59 @@ func TestGoHeapRawMatchesParsed(t *testing.T) {
 		if err := prof.CheckValid(); err != nil {
 			t.Fatal(err)
 		}
-		out := map[string][2]int64{}
-		for _, s := range prof.Sample {
-			if s.Label["heap"][0] != goHeapName {
-				continue
-			}
-			var names []string
-			for _, l := range s.Location {
-				for _, line := range l.Line {
-					names = append(names, line.Function.Name)
-				}
-			}
-			k := strings.Join(names, " < ")
-			v := out[k]
-			out[k] = [2]int64{v[0] + s.Value[1], v[1] + s.Value[3]}
+		got := goSamplesByStack(t, prof, true)
+		if len(got) == 0 || len(got) != len(want) {
+			t.Fatalf("round %d: %d Go heap stacks written, the runtime's profile has %d", round, len(got), len(want))
 		}
-		return out
+		for k, w := range want {
+			if g := got[k]; g != w {
+				t.Errorf("round %d: %s: values %v, the runtime's profile has %v", round, k, g, w)
+			}
+		}
+		// 5000 objects of 3072 bytes at rate 4096 are sampled with
+		// p = 1-exp(-0.75) ≈ 0.53, about 2640 samples, of which five
+		// standard deviations (sqrt(n·p·(1-p)) ≈ 35) lie above 2460.
+		if counts.live < 2460 || counts.samples < counts.live {
+			t.Errorf("round %d: counts %+v, want at least 2460 live samples (this test keeps 5000 objects of 3 KiB)", round, counts)
+		}
 	}
-	a, b := read(raw), read(&goHeapSnapshot{parsed: parsed})
-	if len(a) == 0 || len(a) != len(b) {
-		t.Fatalf("raw path has %d stacks, parsed path %d", len(a), len(b))
-	}
-	for k, va := range a {
-		vb, ok := b[k]
-		if !ok {
-			t.Errorf("stack only in the raw path: %s", k)
+}
+
+// goSamplesByStack sums the values of the Go heap's samples of prof by
+// stack (function names, leaf first) and size label, leaving out samples
+// whose values are all zero. Unless written, a
+// stack through this module's code is keyed as the profiler's own frame,
+// which is what the writer makes of it.
+func goSamplesByStack(t *testing.T, prof *profile.Profile, written bool) map[string][4]int64 {
+	t.Helper()
+	out := map[string][4]int64{}
+	for _, s := range prof.Sample {
+		if written && s.Label["heap"][0] != goHeapName {
 			continue
 		}
-		// Only the rounding of the scaled values may differ.
-		if d0, d1 := va[0]-vb[0], va[1]-vb[1]; d0*d0 > 4 || d1*d1 > 4 {
-			t.Errorf("%s: alloc/inuse bytes %v raw, %v parsed", k, va, vb)
+		if slices.Equal(s.Value, make([]int64, len(s.Value))) {
+			continue // a record with nothing in it, which the writer leaves out
 		}
+		var names []string
+		own := false
+		for _, l := range s.Location {
+			for _, line := range l.Line {
+				names = append(names, line.Function.Name)
+				own = own || strings.HasPrefix(line.Function.Name, "github.com/leakhunt/profiler.")
+			}
+		}
+		k := strings.Join(names, " < ")
+		if own && !written {
+			k = ownFrame
+		}
+		if b := s.NumLabel["bytes"]; len(b) == 1 {
+			k += fmt.Sprintf(" @%d B", b[0])
+		}
+		v := out[k]
+		for i := range v {
+			v[i] += s.Value[i]
+		}
+		out[k] = v
 	}
-	// 5000 objects of 3072 bytes at rate 4096 are sampled with
-	// p = 1-exp(-0.75) ≈ 0.53, about 2640 samples: a relative standard
-	// deviation of sqrt((1-p)/(n·p)) ≈ 1.3%, so 7% below the truth is
-	// beyond five of them (the profiler's own memory only adds).
-	if own := a[ownFrame]; float64(own[1]) < 0.93*5000*3072 {
-		t.Errorf("the Go heap holds %d bytes under %s, want about the 15360000 this test keeps", own[1], ownFrame)
-	}
+	return out
 }

@@ -23,28 +23,12 @@ func BenchmarkHookPartNew64(b *testing.B) {
 	}
 }
 
-// BenchmarkHookPartDecision is the countdown of an unsampled Alloc, inline
-// as in the hook, with the rare sampled call decided and not recorded.
+// BenchmarkHookPartDecision is the sampling decision of an unsampled
+// Alloc: pinning to the P and counting down its countdown.
 func BenchmarkHookPartDecision(b *testing.B) {
-	s := newSampler(DefaultSamplingRate)
+	s := newSampler(b, DefaultSamplingRate)
 	for b.Loop() {
-		if r := stackRegion(); !s.counted(r, 64) {
-			s.sample(s.slot(r), r, 64)
-		}
-	}
-}
-
-// BenchmarkHookPartDecisionPerP is the decision for a goroutine whose
-// stack region maps to a countdown that another region holds: it counts on
-// its P's countdown, pinned to the P.
-func BenchmarkHookPartDecisionPerP(b *testing.B) {
-	s := newSampler(DefaultSamplingRate)
-	r := stackRegion()
-	s.slot(r).owner = r + countdownSlots // held by another region
-	for b.Loop() {
-		if !s.counted(r, 64) {
-			s.sample(s.slot(r), r, 64)
-		}
+		s.sampled(64)
 	}
 }
 
@@ -59,10 +43,14 @@ func BenchmarkHookPartFilter(b *testing.B) {
 		b.Fatalf("%d live samples, want %d", n, 1<<14)
 	}
 	var key uintptr
+	n := 0
 	for b.Loop() {
 		key += 64
-		freeFiltered(key, defaultHeap, func(uintptr, *Heap) {})
+		if p.table.filter.mayContain(key, 0) {
+			n++
+		}
 	}
+	sinkHookPartN = n
 }
 
 // BenchmarkHookPartAlloc is the whole unsampled Alloc at the default rate.
@@ -87,7 +75,7 @@ func BenchmarkHookPartRecord(b *testing.B) {
 	var i uintptr
 	for b.Loop() {
 		i++
-		p.record(p.sampler.slot(stackRegion()), liveKey{key: i%4096*64 + 64, heap: defaultHeapID}, 64, 0, pcs[:])
+		p.record(liveKey{key: i%4096*64 + 64}, 64, 0, pcs[:])
 	}
 }
 
@@ -157,7 +145,7 @@ func captureOnly(p *Profiler) int {
 func captureAndRecord(p *Profiler, key uintptr) int {
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
 	pcs := buf[:runtime.Callers(2, buf[:p.depth])]
-	p.record(p.sampler.slot(stackRegion()), liveKey{key: key, heap: defaultHeapID}, 64, 0, pcs)
+	p.record(liveKey{key: key}, 64, 0, pcs)
 	stackBufs.Put(buf)
 	return len(pcs)
 }

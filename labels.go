@@ -27,7 +27,7 @@ type labelTable struct {
 	mu      sync.Mutex
 	byKey   map[string]uint32
 	sets    [][]labelPair // index is id-1
-	dropped atomic.Uint64 // samples whose label set did not fit
+	dropped atomic.Int64  // samples whose label set did not fit
 }
 
 // intern returns the id of the labels in ctx, 0 if there are none or the

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/pprof/profile"
 )
@@ -32,7 +33,7 @@ import (
 //
 //go:noinline
 func modelSiteA(h *Heap, key uintptr, size int) {
-	if h == defaultHeap {
+	if h == nil {
 		Alloc(key, size) // the package-level hook, as most callers use it
 	} else {
 		h.Alloc(key, size)
@@ -41,7 +42,7 @@ func modelSiteA(h *Heap, key uintptr, size int) {
 
 //go:noinline
 func modelSiteB(h *Heap, key uintptr, size int) {
-	if h == defaultHeap {
+	if h == nil {
 		Alloc(key, size)
 	} else {
 		h.Alloc(key, size)
@@ -78,7 +79,7 @@ func TestModelRateOne(t *testing.T) {
 	sizes := []int{8, 24, 100, 4096, 1 << 20}
 
 	p := startTestProfiler(t, WithSamplingRate(1))
-	heaps := [2]*Heap{defaultHeap, NewHeap("model-test")}
+	heaps := [2]*Heap{nil, NewHeap("model-test")}
 	ref := &modelReference{live: [2]map[uintptr]int{{}, {}}}
 	var keyLocks [lockCount]sync.Mutex
 
@@ -155,7 +156,7 @@ func TestModelRateOne(t *testing.T) {
 					ref.mu.Unlock()
 					counts[w][allocCount{site, hi, size}]++
 				} else { // Free, live or not
-					if h == defaultHeap {
+					if h == nil {
 						Free(key)
 					} else {
 						h.Free(key)
@@ -190,7 +191,7 @@ func TestModelRateOne(t *testing.T) {
 		totalAllocs, refLive, len(ref.live[0]), len(ref.live[1]), heaps[1].Name())
 
 	st := p.Stats()
-	if st.Samples != uint64(totalAllocs) || st.Dropped != 0 {
+	if st.Samples != int64(totalAllocs) || st.Dropped != 0 {
 		t.Errorf("Stats: Samples %d, Dropped %d; want %d (every Alloc at rate 1) and 0", st.Samples, st.Dropped, totalAllocs)
 	}
 	if st.LiveSamples != int64(refLive) {
@@ -343,15 +344,15 @@ func checkModelTable(t *testing.T, tbl *liveTable, heaps [2]*Heap, ref *modelRef
 	for hi, h := range heaps {
 		for key, size := range ref.live[hi] {
 			want++
-			r, ok := live[liveKey{key: key, heap: h.id}]
+			r, ok := live[liveKey{key: key, heap: h.key()}]
 			if !ok {
 				t.Errorf("heap %s key %d: live in the reference (%d B), missing from the table", h.Name(), key, size)
 				continue
 			}
 			g := tbl.groups.get(r.group)
-			if g.size != int64(size) || g.heap != h.id {
+			if g.size != int64(size) || g.heap != h.key() {
 				t.Errorf("heap %s key %d: record's group has heap %d, size %d; want heap %d, size %d",
-					h.Name(), key, g.heap, g.size, h.id, size)
+					h.Name(), key, g.heap, g.size, h.key(), size)
 			}
 		}
 	}
@@ -360,7 +361,7 @@ func checkModelTable(t *testing.T, tbl *liveTable, heaps [2]*Heap, ref *modelRef
 		perGroup[r.group]++
 		hi := -1
 		for i, h := range heaps {
-			if k.heap == h.id {
+			if k.heap == h.key() {
 				hi = i
 			}
 		}
@@ -371,7 +372,7 @@ func checkModelTable(t *testing.T, tbl *liveTable, heaps [2]*Heap, ref *modelRef
 		if _, ok := ref.live[hi][k.key]; !ok {
 			t.Errorf("heap %s key %d: in the table, but freed in the reference", heaps[hi].Name(), k.key)
 		}
-		if !tbl.filter.mayContain(hashKey(k)) {
+		if !tbl.filter.mayContain(k.key, k.heap) {
 			t.Errorf("heap %s key %d: live, but the key filter says it is not; its Free would be lost", heaps[hi].Name(), k.key)
 		}
 	}
@@ -382,22 +383,19 @@ func checkModelTable(t *testing.T, tbl *liveTable, heaps [2]*Heap, ref *modelRef
 		t.Errorf("table count = %d, want %d", n, want)
 	}
 
-	// liveAges, which the writer uses, must agree with the records.
-	groups := tbl.groups.snapshot(nil)
-	perGroupAges := map[uint32]int64{}
-	for _, a := range tbl.liveAges(1<<31, uint32(len(groups)), nil) {
-		perGroupAges[a>>ageBits]++
-	}
+	// The snapshot the writer encodes must agree with the records.
+	var snap tableSnapshot
+	tbl.snapshot(&snap, time.Now())
 	var sumLive int64
-	for _, g := range groups {
-		n := perGroupAges[g.id]
+	for _, g := range snap.groups {
+		n := int64(len(snap.liveBuckets(g.group)))
 		sumLive += n
 		if n != perGroup[g.id] {
-			t.Errorf("group %d (heap %d, %d B): liveAges says %d, but %d records point to it", g.id, g.heap, g.size, n, perGroup[g.id])
+			t.Errorf("group %d (heap %d, %d B): the snapshot says %d live, but %d records point to it", g.id, g.heap, g.size, n, perGroup[g.id])
 		}
 	}
 	if sumLive != int64(want) {
-		t.Errorf("liveAges sums to %d, want %d", sumLive, want)
+		t.Errorf("the snapshot's live records sum to %d, want %d", sumLive, want)
 	}
 
 	var slots uint64

@@ -41,6 +41,7 @@ type config struct {
 	logger    *slog.Logger
 	goHeap    bool
 	gcFirst   bool
+	seed      uint64 // of the sampler; 0 draws one
 }
 
 func defaultConfig() config {
@@ -96,7 +97,9 @@ func WithOutputDir(dir string) Option {
 }
 
 // WithFlushInterval sets how often a profile is written in the background.
-// It must be at least one second. The default is 60 seconds.
+// It must be at least one second. The default is 60 seconds. The first
+// profile is written one second after Start, so that a program stopped
+// early still leaves one behind.
 func WithFlushInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d < minFlushInterval {
@@ -184,8 +187,8 @@ func WithGoHeap(on bool) Option {
 }
 
 // WithGCBeforeSnapshot sets whether a garbage collection runs before each
-// profile is taken. The Go heap's in-use figures are those of the last
-// completed GC, so without it they may lag by up to two GC cycles; with it,
+// profile is taken. The Go heap's in-use figures are those of the GC before
+// the last one, so without it they lag by up to two GC cycles; with it,
 // every flush pays for a full collection, which stops no goroutine for
 // long but costs CPU in proportion to the live heap. Off by default.
 func WithGCBeforeSnapshot(on bool) Option {
@@ -207,6 +210,16 @@ func WithRetention(all, hourly time.Duration) Option {
 			return fmt.Errorf("WithRetention(%v, %v): want 0 <= all <= hourly", all, hourly)
 		}
 		c.retainAll, c.retainHr = all, hourly
+		return nil
+	})
+}
+
+// withSeed seeds the sampler, so that a statistical test can replay a run:
+// the same seed, and the same allocations on the same Ps, give the same
+// samples. Unexported: a fixed seed is for tests, never for production.
+func withSeed(seed uint64) Option {
+	return optionFunc(func(c *config) error {
+		c.seed = seed
 		return nil
 	})
 }

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
@@ -31,16 +31,18 @@ var ErrStopped = errors.New("profiler: stopped")
 // Profiler is a running heap profiler, returned by Start. Its methods are
 // safe for concurrent use. Only one Profiler runs at a time in a process.
 type Profiler struct {
-	// sampler comes first, so that its countdowns start on a cache line:
-	// a Profiler is large enough for the allocator to align it to a page.
 	sampler sampler
+	cfg     config
+	depth   int
+	table   *liveTable
+	files   *fileStore
 
-	cfg   config
-	depth int
-	table *liveTable
-	start time.Time
-	files *fileStore
-	enc   *encoder
+	// encMu serializes profiles: the Go heap reader's buffers, the
+	// snapshot and the encoder's tables are reused by each.
+	encMu  sync.Mutex
+	goHeap goHeapReader
+	snap   tableSnapshot
+	enc    *encoder
 
 	group   errgroup.Group
 	flights singleflight.Group
@@ -57,10 +59,13 @@ type Profiler struct {
 	// by Stop when the Go heap source changed it.
 	prevMemProfileRate int
 
-	filesWritten atomic.Uint64
-	writeErrors  atomic.Uint64
+	filesWritten atomic.Int64
+	writeErrors  atomic.Int64
 	lastFlush    atomic.Int64 // nanoseconds
 	lastErr      atomic.Pointer[error]
+
+	// The Go heap's sampled objects behind the last profile.
+	goSamples, goLive atomic.Int64
 }
 
 // Start validates opts, starts the process-wide profiler and its background
@@ -94,28 +99,46 @@ func Start(opts ...Option) (*Profiler, error) {
 	p := &Profiler{
 		cfg:   cfg,
 		depth: cfg.depth,
-		table: newLiveTable(cfg.maxLive, cfg.maxStacks),
-		start: time.Now(),
+		table: newLiveTable(time.Now(), cfg.rate, cfg.depth, cfg.maxLive, cfg.maxStacks),
 		files: files,
-		enc:   newEncoder(processSymbols, cfg.depth),
+		enc:   newEncoder(processSymbols.lookup, processMappings()),
 		done:  make(chan struct{}),
 	}
 	p.prevMemProfileRate = runtime.MemProfileRate
 	if cfg.goHeap {
 		runtime.MemProfileRate = cfg.rate
 	}
-	p.sampler.init(cfg.rate)
-	p.table.filter.publish(&liveFilter)
+	seed := cfg.seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	p.sampler.init(cfg.rate, seed)
 	running = p
 	active.Store(p)
 	p.group.Go(p.loop)
 	return p, nil
 }
 
-// loop writes a profile every flush interval until Stop. A failed write is
-// logged and counted by writeFile; the loop carries on and retries at the
-// next tick.
+// firstProfileDelay is when the first profile is written, if the flush
+// interval is longer: a program stopped early, by Ctrl-C or a crash, still
+// leaves a profile behind, and a person trying the profiler sees a file at
+// once. It is not at Start itself, where the heap holds nothing yet.
+const firstProfileDelay = time.Second
+
+// loop writes a profile soon after Start and then every flush interval
+// until Stop. A failed write is logged and counted by writeFile; the loop
+// carries on and retries at the next tick.
 func (p *Profiler) loop() error {
+	if p.cfg.interval > firstProfileDelay {
+		first := time.NewTimer(firstProfileDelay)
+		select {
+		case <-p.done:
+			first.Stop()
+			return nil
+		case <-first.C:
+			p.flush()
+		}
+	}
 	t := time.NewTicker(p.cfg.interval)
 	defer t.Stop()
 	for {
@@ -137,7 +160,6 @@ func (p *Profiler) Stop() error {
 		p.stopped = true
 		p.lifecycle.Unlock()
 		active.CompareAndSwap(p, nil)
-		atomic.StorePointer(&liveFilter, unsafe.Pointer(noFilter))
 		close(p.done)
 		errLoop := p.group.Wait()
 		_, errFlush := p.flush()
@@ -177,7 +199,6 @@ func (p *Profiler) flush() (string, error) {
 func (p *Profiler) writeFile() (string, error) {
 	begin := time.Now()
 	data, err := p.profile(begin)
-	p.sampler.release() // see sampler.go: goroutines come and go
 	path := ""
 	if err == nil {
 		path, err = p.files.write(begin, data)
@@ -221,23 +242,45 @@ func (p *Profiler) currentProfile() ([]byte, error) {
 	return p.profile(time.Now())
 }
 
-// age returns the time since Start in whole seconds, the clock of the live
-// records' birth times.
-func (p *Profiler) age() uint32 {
-	return uint32(time.Since(p.start) / time.Second)
+// profile returns the profile of the current state, gzipped. The Go heap,
+// when on, is read first, close in time to the table's snapshot. The
+// result is the caller's own: writing it, however slowly, holds up no
+// other profile.
+func (p *Profiler) profile(now time.Time) ([]byte, error) {
+	p.encMu.Lock()
+	defer p.encMu.Unlock()
+	var goHeap *goHeapProfile
+	if p.cfg.goHeap {
+		var err error
+		if goHeap, err = p.goHeap.read(p.cfg.gcFirst, p.prevMemProfileRate); err != nil {
+			return nil, err
+		}
+	}
+	p.table.snapshot(&p.snap, now)
+	data, counts, err := p.enc.encode(&p.snap, goHeap)
+	if err == nil && goHeap != nil {
+		p.goSamples.Store(counts.samples)
+		p.goLive.Store(counts.live)
+	}
+	return data, err
 }
 
-// Stats is a snapshot of a profiler's counters.
+// Stats is a snapshot of a profiler's counters. Counts of the Go heap are
+// those of the last profile written: the runtime's sampled objects behind
+// its figures, since the process started.
 type Stats struct {
-	Samples     uint64 // sampled allocations seen since Start
-	LiveSamples int64  // sampled allocations not yet freed
-	Dropped     uint64 // samples not kept live: the live or group table was full (a sample dropped for a full live table still counts in alloc_*)
-	Stacks      int64  // distinct stacks stored
-	LabelSets   int    // distinct pprof label sets stored (AllocContext, TrackContext)
+	Samples           int64 // sampled allocations: the hook's since Start, and the Go heap's
+	LiveSamples       int64 // sampled allocations not yet freed, of both
+	GoHeapSamples     int64 // the Go heap's part of Samples
+	GoHeapLiveSamples int64 // the Go heap's part of LiveSamples
 
-	LabelSetsDropped uint64 // sampled allocations kept without their labels: too many label sets
-	FilesWritten     uint64 // profile files written
-	WriteErrors      uint64 // profile writes that failed
+	Dropped          int64 // hook samples not kept live: the live or group table was full (a sample dropped for a full live table still counts in alloc_*)
+	TrackRejected    int64 // sampled Track calls on memory outside the Go heap, never recorded
+	Stacks           int64 // distinct hook stacks stored
+	LabelSets        int64 // distinct pprof label sets stored (AllocContext, TrackIn)
+	LabelSetsDropped int64 // hook samples kept without their labels: too many label sets
+	FilesWritten     int64 // profile files written
+	WriteErrors      int64 // profile writes that failed
 
 	LastFlushDuration time.Duration // time taken by the last file write
 	LastError         error         // error of the last file write, nil if it succeeded
@@ -247,16 +290,19 @@ type Stats struct {
 func (p *Profiler) Stats() Stats {
 	t := p.table
 	s := Stats{
-		Samples:           t.samples.Load(),
-		LiveSamples:       t.count.Load(),
+		GoHeapSamples:     p.goSamples.Load(),
+		GoHeapLiveSamples: p.goLive.Load(),
 		Dropped:           t.droppedLive.Load() + t.droppedGroup.Load(),
+		TrackRejected:     t.trackRejected.Load(),
 		Stacks:            t.stacks.count.Load(),
-		LabelSets:         len(t.labels.snapshot()),
+		LabelSets:         int64(len(t.labels.snapshot())),
 		LabelSetsDropped:  t.labels.dropped.Load(),
 		FilesWritten:      p.filesWritten.Load(),
 		WriteErrors:       p.writeErrors.Load(),
 		LastFlushDuration: time.Duration(p.lastFlush.Load()),
 	}
+	s.Samples = t.samples.Load() + s.GoHeapSamples
+	s.LiveSamples = t.count.Load() + s.GoHeapLiveSamples
 	if e := p.lastErr.Load(); e != nil {
 		s.LastError = *e
 	}

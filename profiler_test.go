@@ -2,8 +2,10 @@ package profiler_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"go/build"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -645,12 +647,10 @@ func callEveryHook(h *profiler.Heap) {
 	profiler.Free(42)
 	profiler.Alloc(43, 100)
 	profiler.Track(obj)
-	profiler.TrackSize(obj, 4096)
 	h.Alloc(42, 100)
 	h.Free(42)
-	h.Alloc(43, 100)
-	h.Track(obj)
-	h.TrackSize(obj, 4096)
+	h.AllocContext(context.Background(), 43, 100)
+	profiler.TrackIn(context.Background(), h, obj, 4096)
 }
 
 func TestHooksWithoutProfiler(t *testing.T) {
@@ -742,19 +742,13 @@ func TestBoundaryOptions(t *testing.T) {
 
 // Misuse panics with a "profiler: " prefix, whether or not a profiler runs.
 func TestMisusePanics(t *testing.T) {
-	type T struct{ x, y int64 }
+	type T struct{ _ [2]int64 }
 	h := profiler.NewHeap("misuse")
 	misuse := map[string]func(){
-		`NewHeap("")`:          func() { profiler.NewHeap("") },
-		`NewHeap("go")`:        func() { profiler.NewHeap("go") },
-		"Track(nil)":           func() { profiler.Track((*T)(nil)) },
-		"TrackSize(nil)":       func() { profiler.TrackSize((*T)(nil), 64) },
-		"Heap.Track(nil)":      func() { h.Track(nil) },
-		"Heap.Track((*T)nil)":  func() { h.Track((*T)(nil)) },
-		"Heap.Track(T{})":      func() { h.Track(T{}) },
-		"Heap.TrackSize(nil)":  func() { h.TrackSize(nil, 64) },
-		"Heap.TrackSize(T{})":  func() { h.TrackSize(T{}, 64) },
-		"Heap.TrackSize(*T 0)": func() { h.TrackSize((*T)(nil), 64) },
+		`NewHeap("")`:   func() { profiler.NewHeap("") },
+		`NewHeap("go")`: func() { profiler.NewHeap("go") },
+		"Track(nil)":    func() { profiler.Track((*T)(nil)) },
+		"TrackIn(nil)":  func() { profiler.TrackIn(context.Background(), h, (*T)(nil), 64) },
 	}
 	check := func(state string) {
 		for name, f := range misuse {
@@ -843,7 +837,7 @@ func TestConcurrentFlush(t *testing.T) {
 		pproftest.Parse(t, path)
 	}
 	s := p.Stats()
-	if s.FilesWritten != uint64(len(paths)) || s.WriteErrors != 0 {
+	if s.FilesWritten != int64(len(paths)) || s.WriteErrors != 0 {
 		t.Errorf("FilesWritten %d, errors %d; want %d distinct paths and no errors", s.FilesWritten, s.WriteErrors, len(paths))
 	}
 	if on := profilePaths(t, dir); len(on) != len(paths) {
@@ -880,36 +874,39 @@ func TestBackgroundFlush(t *testing.T) {
 				t.Errorf("at %v: newest file %s, want one named %s…", time.Since(start), got, want)
 			}
 		}
-		// Check halfway between ticks, so that no tick is due at the time
-		// of the check.
-		wait(30 * time.Second)
+		// The first profile comes a second after Start, so that a program
+		// stopped early leaves one; then one every interval. Check halfway
+		// between writes, so that none is due at the time of the check.
+		wait(time.Second / 2)
 		if s := p.Stats(); s.FilesWritten != 0 || len(profilePaths(t, dir)) != 0 {
-			t.Fatalf("a file was written before the first interval: %+v", s)
+			t.Fatalf("a file was written before the first second: %+v", s)
 		}
+		wait(30 * time.Second)
+		checkFiles(1, time.Second)
 		wait(90 * time.Second)
-		checkFiles(1, time.Minute)
+		checkFiles(2, time.Minute+time.Second)
 		wait(150 * time.Second)
-		checkFiles(2, 2*time.Minute)
+		checkFiles(3, 2*time.Minute+time.Second)
 
 		blockDir(t, dir)
 		wait(210 * time.Second)
-		if s := p.Stats(); s.FilesWritten != 2 || s.WriteErrors != 1 || s.LastError == nil {
-			t.Fatalf("after a failed tick: %+v, want 2 written and 1 error", s)
+		if s := p.Stats(); s.FilesWritten != 3 || s.WriteErrors != 1 || s.LastError == nil {
+			t.Fatalf("after a failed tick: %+v, want 3 written and 1 error", s)
 		}
 		if err := os.Remove(dir); err != nil {
 			t.Fatal(err)
 		}
 		wait(270 * time.Second)
-		checkFiles(1, 4*time.Minute) // the blocked directory lost the first two
-		if s := p.Stats(); s.FilesWritten != 3 || s.LastError != nil {
-			t.Fatalf("after the retry: %+v, want 3 written and no error", s)
+		checkFiles(1, 4*time.Minute+time.Second) // the blocked directory lost the first three
+		if s := p.Stats(); s.FilesWritten != 4 || s.LastError != nil {
+			t.Fatalf("after the retry: %+v, want 4 written and no error", s)
 		}
 
 		if err := p.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		if s := p.Stats(); s.FilesWritten != 4 {
-			t.Errorf("after Stop: %d written, want 4", s.FilesWritten)
+		if s := p.Stats(); s.FilesWritten != 5 {
+			t.Errorf("after Stop: %d written, want 5", s.FilesWritten)
 		}
 		// The loop has ended: time passes and nothing more is written.
 		wait(10 * time.Minute)
@@ -1059,23 +1056,33 @@ func trackAndDrop() uintptr {
 // (see freeFiltered) fails here rather than only in a benchmark.
 func TestHookInlines(t *testing.T) {
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
-		// On 32-bit platforms the countdowns are atomic, and 64-bit
-		// atomics are calls there, which spend the budget.
-		t.Skipf("the fast paths are kept within the inlining budget on amd64 and arm64, not %s", runtime.GOARCH)
+		// 64-bit atomics are calls on 32-bit platforms, which spend the
+		// budget of the key filter's check.
+		t.Skipf("the hook's checks are kept within the inlining budget on amd64 and arm64, not %s", runtime.GOARCH)
 	}
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goCmd = filepath.Join(build.Default.GOROOT, "bin", "go")
 	}
 	// The build cache replays the compiler's output, so this is quick.
 	out, err := exec.CommandContext(t.Context(), goCmd, "build", "-gcflags=-m", "-o", os.DevNull, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build -gcflags=-m: %v\n%s", err, out)
 	}
-	for _, fn := range []string{"Alloc", "AllocContext", "Free", "(*Heap).Alloc", "(*Heap).AllocContext", "(*Heap).Free"} {
-		if !regexp.MustCompile(`(?m): can inline ` + regexp.QuoteMeta(fn) + `$`).Match(out) {
+	// The entry points, which inline into their callers as a check that a
+	// profiler runs; and the key filter's check, which inlines into Free's
+	// slow path and Alloc's, so that Free of an unsampled key takes no
+	// call beyond that one.
+	for _, fn := range []string{
+		"Alloc", "Free", "(*Heap).Alloc", "(*Heap).AllocContext", "(*Heap).Free",
+		"(*keyFilter).mayContain", "(*filterSlots).mayContain", "hashKey", "(*Heap).key",
+	} {
+		if !regexp.MustCompile(`(?m): can inline ` + regexp.QuoteMeta(fn) + `( with cost \d+)?$`).Match(out) {
 			t.Errorf("%s does not inline; the compiler says:\n%s", fn, grepLines(out, fn))
 		}
+	}
+	if !regexp.MustCompile(`(?m)hook\.go:\d+:\d+: inlining call to \(\*keyFilter\)\.mayContain$`).Match(out) {
+		t.Errorf("the key filter's check is not inlined into the hook; the compiler says:\n%s", grepLines(out, "mayContain"))
 	}
 }
 

@@ -2,8 +2,6 @@ package profiler
 
 import (
 	"math"
-	"math/bits"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -24,231 +22,158 @@ import (
 // scaleHeapSample does the same for Go's heap profile).
 //
 // Like the runtime, the sampler keeps a countdown of bytes until the next
-// sample point, so the unsampled path is a compare and a subtract with no
-// lock and no random draw. Gaps between points are drawn as
-// floor(E)+1 bytes with E exponential of mean rate, which puts a point on
-// each byte independently with probability 1-exp(-1/rate): a Poisson process
-// over whole bytes, so an allocation of s bytes holds no point with
-// probability exactly exp(-s/rate), whatever came before it. A sampled
-// allocation restarts its countdown with a fresh gap, since the bytes after
-// it are independent of what fell inside it.
+// sample point, so the unsampled path is a subtract and a compare with no
+// lock and no random draw. Gaps between points are drawn as floor(E)+1
+// bytes with E exponential of mean rate, which puts a point on each byte
+// independently with probability 1-exp(-1/rate): a Poisson process over
+// whole bytes, so an allocation of s bytes holds no point with probability
+// exactly exp(-s/rate), whatever came before it. A sampled allocation
+// restarts its countdown with a fresh gap, since the bytes after it are
+// independent of what fell inside it.
 //
-// The runtime keeps one countdown per P. Reaching a per-P counter from
-// outside the runtime costs two calls (runtime.procPin and procUnpin, as
-// sync.Pool does): 2.8 ns with the decrement, against 1.1–1.5 ns for the whole
-// decision here (bench/RESULTS.md). So the countdowns are kept per region
-// of goroutine stack instead: the address of a local variable, divided by
-// 2 KiB (the smallest stack), names the region, which picks one of
-// countdownSlots countdowns, each on a cache line of its own. A region
-// belongs to one goroutine's stack at a time, so a countdown that a region
-// owns is read and written by one goroutine at a time, without atomics.
-//
-// A region claims a free countdown on the first hook call that finds it
-// free, and keeps it until the next profile is written, when every
-// countdown is freed (the goroutine may have exited). A region whose
-// countdown is owned by another counts on its P's countdown instead, pinned
-// to the P as sync.Pool does (see procpin.go): slower, but still exact and
-// shared with no goroutine running at the same time. Two goroutines never
-// count on one countdown without atomics, which would lose updates (a test
-// that makes two goroutines share one found 2 % more or 12 % fewer samples
-// than expected), but for two rare races that each can leave one
-// countdown off once, by one allocation or one gap: a region that checked
-// its ownership just before the countdowns are freed (or that is
-// descheduled right after the check) still changes its countdown while
-// another may claim it; and a goroutine whose stack grows, and so moves,
-// while it decides a sample still acts for the region it left, which
-// another goroutine's stack may take at once. Under the race
-// detector, and on 32-bit platforms where a uint64 is two words, the
-// countdowns are read and written atomically.
+// As in the runtime there is one countdown per P, reached the way sync.Pool
+// reaches its per-P caches: the goroutine is pinned to its P (procpin.go),
+// which also keeps it from being preempted, so no other goroutine touches
+// that countdown until it is unpinned and a decision is never split. The
+// countdowns are still read and written atomically. The Go memory model
+// knows nothing of Ps: two goroutines that run on one P one after the other
+// are ordered by the scheduler, which neither the model nor the race
+// detector sees, and an atomic operation on a cache line no other core
+// writes costs little. So the race detector checks the very code that
+// ships. Splitting one process into per-P streams changes nothing, since
+// each stream is such a process.
 
 // maxSamplingRate bounds the rate: a mean of a GiB between samples already
 // leaves almost nothing in a profile.
 const maxSamplingRate = 1 << 30
 
-const (
-	countdownSlots = 1 << 12
-	countdownShift = 11 // log2 of the smallest goroutine stack, 2 KiB
-)
-
-// stackRegion names the 2 KiB of goroutine stack the caller runs on. It is
-// never 0, which marks a free countdown: no stack is at address 0.
-func stackRegion() uintptr {
-	var anchor byte
-	return uintptr(unsafe.Pointer(&anchor)) >> countdownShift
-}
-
-// atomicCountdowns is true where plain reads and writes of the countdowns
-// would not do: under the race detector, which would report the benign
-// races described above, and where a uint64 is not one machine word.
-const atomicCountdowns = raceEnabled || bits.UintSize == 32
-
 // sampler decides which allocations to record. Its rate is immutable after
-// Start; the countdowns change on every call.
+// Start; the countdowns change on every call. It is safe for concurrent use.
 type sampler struct {
-	counts [countdownSlots]countdown // first, so that they start a cache line
-	perP   []countdown               // for regions whose countdown another region holds
-	rate   uint64                    // mean bytes between samples; 1 records every allocation
+	rate uint64 // mean bytes between samples; 1 records every allocation
+	seed uint64 // of every countdown's generator, with its P id
 
-	sharedMu sync.Mutex
-	shared   countdown // for a P beyond perP (GOMAXPROCS raised since Start)
+	// counts is the countdown of each P, by P id. The slice is replaced,
+	// never changed in place, when a P beyond it appears (GOMAXPROCS
+	// raised); the countdowns it points to stay.
+	counts atomic.Pointer[[]*countdown]
+	growMu sync.Mutex
 }
 
-// countdown is the bytes left until the next sample point, at least 1, and
-// the stack region that owns it (0 if none), padded to a cache line of its
-// own. The zero-length atomic field makes it 8-byte aligned on 32-bit
-// platforms too, where it is used atomically.
-//
-// group is the group of the last sample taken on the countdown. Samples of
-// a hot allocation site come one after another on the goroutines that run
-// it, so the next sample is often of the same group, which record then
-// checks first.
+// countdown is the bytes left until the next sample point on one P, at
+// least 1 between decisions, and the state of the generator its gaps are
+// drawn from, on a cache line of its own.
 type countdown struct {
-	_     [0]atomic.Uint64
-	left  uint64
-	owner uintptr
-	group atomic.Uint32
-	_     [64 - 8 - unsafe.Sizeof(uintptr(0)) - 4]byte
+	left atomic.Int64
+	rng  atomic.Uint64
+	_    [64 - 2*unsafe.Sizeof(atomic.Int64{})]byte
 }
 
-// init sets the rate and draws a first gap for every countdown. It runs
-// before the sampler is published to the hook.
-func (s *sampler) init(rate int) {
-	s.rate = uint64(rate)
-	s.perP = make([]countdown, max(runtime.GOMAXPROCS(0), runtime.NumCPU()))
-	s.shared.left = s.gap()
-	for _, cs := range [][]countdown{s.counts[:], s.perP} {
-		for i := range cs {
-			cs[i].left = s.gap()
-		}
+// init sets the rate and the seed, and makes a countdown for every P. It
+// runs before the sampler is published to the hook.
+func (s *sampler) init(rate int, seed uint64) {
+	s.rate, s.seed = uint64(rate), seed
+	s.grow(max(runtime.GOMAXPROCS(0), runtime.NumCPU()))
+}
+
+// grow makes countdowns for n Ps at least, each starting with a gap drawn
+// from its own generator.
+func (s *sampler) grow(n int) {
+	s.growMu.Lock()
+	defer s.growMu.Unlock()
+	var old []*countdown
+	if p := s.counts.Load(); p != nil {
+		old = *p
 	}
+	if len(old) >= n {
+		return
+	}
+	next := append(make([]*countdown, 0, n), old...)
+	for pid := len(old); pid < n; pid++ {
+		c := new(countdown)
+		c.rng.Store(s.seed + uint64(pid)*0x9e3779b97f4a7c15)
+		c.left.Store(s.gap(c))
+		next = append(next, c)
+	}
+	s.counts.Store(&next)
 }
 
-// gap draws the distance in bytes to the next sample point, at least 1.
-// At rate 1 it is always 1, so that every allocation is sampled.
-func (s *sampler) gap() uint64 {
+// gap draws the distance in bytes to c's next sample point, at least 1, as
+// floor(E)+1 with E = -rate·ln(U), U uniform in (0, 1]: exponential of mean
+// rate. At rate 1 it is always 1, so that every allocation is sampled. The
+// caller is pinned to c's P or owns c alone.
+func (s *sampler) gap(c *countdown) int64 {
 	if s.rate == 1 {
 		return 1
 	}
-	return uint64(rand.ExpFloat64()*float64(s.rate)) + 1
+	x := c.rng.Load() + 0x9e3779b97f4a7c15 // splitmix64
+	c.rng.Store(x)
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	u := float64(x>>11+1) / (1 << 53)
+	return int64(-math.Log(u)*float64(s.rate)) + 1
 }
 
-// slot returns the countdown of stack region r.
-func (s *sampler) slot(r uintptr) *countdown {
-	return &s.counts[r%countdownSlots]
-}
-
-// counted is the fast path of a decision for stack region r: it reports
-// true if r owns its countdown and no sample point falls in an allocation
-// of size bytes, which it counts. Otherwise sample decides.
-func (s *sampler) counted(r uintptr, size int) bool {
-	c := s.slot(r)
-	return c.owns(r) && c.pass(size)
-}
-
-// owns reports whether region r owns c.
-func (c *countdown) owns(r uintptr) bool {
-	if atomicCountdowns {
-		return atomic.LoadUintptr(&c.owner) == r
-	}
-	return c.owner == r
-}
-
-// pass is the decision on the fast path, for the owner of c: it counts an
-// allocation of size bytes and reports true if no sample point falls
-// inside it. It reports false, leaving the countdown alone, when one does
-// or when size is not positive (a negative size converts to a huge one);
-// sample finishes both.
-func (c *countdown) pass(size int) bool {
-	n := uint64(size)
-	if atomicCountdowns {
-		left := atomic.LoadUint64(&c.left)
-		if n >= left {
-			return false
-		}
-		atomic.StoreUint64(&c.left, left-n) // the owner is the only writer
-		return true
-	}
-	left := c.left
-	if n >= left {
-		return false
-	}
-	c.left = left - n
-	return true
-}
-
-// sample finishes a decision that counted did not take, for region r and
-// its countdown c. It returns the countdown the allocation counted on and
-// whether it is sampled: an allocation of a positive size that holds a
-// sample point is, and its countdown restarts with a fresh gap.
-func (s *sampler) sample(c *countdown, r uintptr, size int) (*countdown, bool) {
+// sampled counts an allocation of size bytes on the caller's P and reports
+// whether a sample point falls inside it. Sizes of zero or less are never
+// sampled and count nothing.
+func (s *sampler) sampled(size int) bool {
 	if size <= 0 {
-		return c, false
-	}
-	if !c.owns(r) {
-		// Load before swapping: a failed swap still takes the cache line
-		// from the owner's core.
-		if atomic.LoadUintptr(&c.owner) != 0 || !atomic.CompareAndSwapUintptr(&c.owner, 0, r) {
-			return s.samplePerP(size)
-		}
-		if c.pass(size) {
-			return c, false
-		}
-	}
-	c.restart(s.gap())
-	return c, true
-}
-
-// restart gives c a fresh gap, after a sample.
-func (c *countdown) restart(gap uint64) {
-	if atomicCountdowns {
-		atomic.StoreUint64(&c.left, gap)
-	} else {
-		c.left = gap
-	}
-}
-
-// samplePerP decides on the countdown of the caller's P, which the caller
-// has to itself while it is pinned there (pinning also keeps it from
-// being descheduled).
-func (s *sampler) samplePerP(size int) (*countdown, bool) {
-	pid := procPin()
-	if pid >= len(s.perP) {
-		procUnpin()
-		return &s.shared, s.sampleShared(uint64(size))
-	}
-	c := &s.perP[pid]
-	sampled := !c.pass(size)
-	if sampled {
-		c.restart(s.gap())
-	}
-	procUnpin()
-	return c, sampled
-}
-
-// sampleShared decides on the shared countdown, under a lock: the path is
-// rare, and a lock-free one was not exact. With compare-and-swap, the time
-// rand.ExpFloat64 takes, which depends on the gap it draws, decided which
-// goroutine reached the swap first, and over 150 runs two goroutines
-// sampled 0.3 % too rarely (mean z = -2.5).
-func (s *sampler) sampleShared(n uint64) bool {
-	s.sharedMu.Lock()
-	defer s.sharedMu.Unlock()
-	c := &s.shared
-	if n < c.left {
-		c.left -= n
 		return false
 	}
-	c.left = s.gap()
+	pid := procPin()
+	counts := *s.counts.Load()
+	if pid >= len(counts) {
+		procUnpin()
+		s.grow(pid + 1)
+		return s.sampled(size)
+	}
+	c := counts[pid]
+	if c.left.Add(-int64(size)) > 0 {
+		procUnpin()
+		return false
+	}
+	// One or more points fell inside the allocation: it is sampled once,
+	// and the next point is a fresh gap from its end. Nothing else runs on
+	// this P meanwhile, so no decision sees the countdown at zero or less.
+	c.left.Store(s.gap(c))
+	procUnpin()
 	return true
 }
 
-// release frees every countdown, for the regions that sample next to claim.
-// Their counts stay: what is left of a gap is a fresh gap, whoever counts
-// it down.
-func (s *sampler) release() {
-	for i := range s.counts {
-		atomic.StoreUintptr(&s.counts[i].owner, 0)
+// probability is p(s) = 1 - exp(-s/rate), the chance that an allocation of
+// size bytes is sampled. Expm1 keeps precision when s is much smaller than
+// the rate, where 1-exp(-x) would cancel.
+func probability(size float64, rate int64) float64 {
+	if rate <= 1 {
+		return 1
 	}
+	return -math.Expm1(-size / float64(rate))
+}
+
+// scale returns the unbiased estimates of the objects and bytes that count
+// sampled allocations of bytes in all stand for, at rate: each stands for
+// 1/p of its kind, p being the probability that an allocation of their
+// average size is sampled. For the hook's groups, whose allocations are
+// all of one size, this is exact; the runtime's records hold mixed sizes
+// and runtime/pprof scales them the same way (scaleHeapSample in
+// runtime/pprof/protomem.go).
+func scale(count, bytes, rate int64) (objects, size int64) {
+	if count <= 0 || bytes <= 0 {
+		return 0, 0
+	}
+	p := probability(float64(bytes)/float64(count), rate)
+	return saturate(float64(count) / p), saturate(float64(bytes) / p)
+}
+
+// unscale inverts scale's object count: the sampled allocations behind an
+// estimate of objects allocations holding bytes in all.
+func unscale(objects, bytes, rate int64) int64 {
+	if objects <= 0 || bytes <= 0 {
+		return 0
+	}
+	return saturate(float64(objects) * probability(float64(bytes)/float64(objects), rate))
 }
 
 // saturate rounds x to an int64, holding it at MaxInt64 rather than
@@ -258,27 +183,4 @@ func saturate(x float64) int64 {
 		return math.MaxInt64
 	}
 	return int64(math.Round(x))
-}
-
-// probability is p(s) = 1 - exp(-s/rate), the chance that an allocation of
-// size bytes is sampled. Expm1 keeps precision when s is much smaller than
-// the rate, where 1-exp(-x) would cancel.
-func (s *sampler) probability(size int64) float64 {
-	if s.rate <= 1 {
-		return 1
-	}
-	return -math.Expm1(-float64(size) / float64(s.rate))
-}
-
-// scale returns the unbiased estimates of objects and bytes that count
-// sampled allocations of size bytes each stand for: count/p and count·size/p.
-func (s *sampler) scale(count, size int64) (objects, bytes int64) {
-	if count == 0 {
-		return 0, 0
-	}
-	p := s.probability(size)
-	if p <= 0 {
-		return 0, 0
-	}
-	return saturate(float64(count) / p), saturate(float64(count) * float64(size) / p)
 }

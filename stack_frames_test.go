@@ -1,10 +1,9 @@
 package profiler
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/pprof/profile"
+	"github.com/leakhunt/profiler/internal/pproftest"
 )
 
 // These tests check the stacks of hook samples as a user sees them in the
@@ -51,23 +51,23 @@ func frameTrack(obj *[80]byte) (string, int) {
 }
 
 //go:noinline
-func frameTrackSize(obj *[96]byte) (string, int) {
+func frameTrackIn(obj *[96]byte) (string, int) {
 	_, file, line, _ := runtime.Caller(0)
-	TrackSize(obj, 1000)
+	TrackIn(context.Background(), nil, obj, 1000)
 	return file, line + 1
 }
 
 //go:noinline
-func frameHeapTrack(h *Heap, obj *[112]byte) (string, int) {
+func frameHeapTrackIn(h *Heap, obj *[112]byte) (string, int) {
 	_, file, line, _ := runtime.Caller(0)
-	h.Track(obj)
+	TrackIn(context.Background(), h, obj, 2000)
 	return file, line + 1
 }
 
 //go:noinline
-func frameHeapTrackSize(h *Heap, obj *[128]byte) (string, int) {
+func frameHeapAllocContext(h *Heap, key uintptr) (string, int) {
 	_, file, line, _ := runtime.Caller(0)
-	h.TrackSize(obj, 2000)
+	h.AllocContext(context.Background(), key, 103)
 	return file, line + 1
 }
 
@@ -76,7 +76,7 @@ const thisPackage = "github.com/leakhunt/profiler."
 func TestLeafFrameIsHookCaller(t *testing.T) {
 	p := startTestProfiler(t, WithSamplingRate(1))
 	h := NewHeap("frames")
-	o1, o2, o3, o4 := new([80]byte), new([96]byte), new([112]byte), new([128]byte)
+	o1, o2, o3 := new([80]byte), new([96]byte), new([112]byte)
 
 	type site struct {
 		fn   string
@@ -94,15 +94,15 @@ func TestLeafFrameIsHookCaller(t *testing.T) {
 	add("frameHeapAlloc", "frames", f, l)
 	f, l = frameTrack(o1)
 	add("frameTrack", defaultHeapName, f, l)
-	f, l = frameTrackSize(o2)
-	add("frameTrackSize", defaultHeapName, f, l)
-	f, l = frameHeapTrack(h, o3)
-	add("frameHeapTrack", "frames", f, l)
-	f, l = frameHeapTrackSize(h, o4)
-	add("frameHeapTrackSize", "frames", f, l)
+	f, l = frameTrackIn(o2)
+	add("frameTrackIn", defaultHeapName, f, l)
+	f, l = frameHeapTrackIn(h, o3)
+	add("frameHeapTrackIn", "frames", f, l)
+	f, l = frameHeapAllocContext(h, 2)
+	add("frameHeapAllocContext", "frames", f, l)
 
 	prof := writeParsed(t, p)
-	runtime.KeepAlive([]any{o1, o2, o3, o4}) // no cleanup may remove a sample before the write
+	runtime.KeepAlive([]any{o1, o2, o3}) // no cleanup may remove a sample before the write
 
 	for _, s := range sites {
 		var found []*profile.Sample
@@ -362,29 +362,14 @@ func TestInlinedCallerLines(t *testing.T) {
 	}
 	checkNoLibraryFrames(t, prof)
 
-	raw := runPprof(t, "-raw", path)
+	raw := pproftest.Run(t, "-raw", path)
 	if !strings.Contains(raw, want[0]) {
 		t.Errorf("go tool pprof -raw does not show %s:\n%s", want[0], raw)
 	}
-	top := runPprof(t, "-top", path)
+	top := pproftest.Run(t, "-top", path)
 	if !strings.Contains(top, want[0]) {
 		t.Errorf("go tool pprof -top does not show %s:\n%s", want[0], top)
 	}
-}
-
-// runPprof runs the real `go tool pprof args...` and returns its output.
-func runPprof(t *testing.T, args ...string) string {
-	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.CommandContext(t.Context(), goCmd, append([]string{"tool", "pprof"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go tool pprof %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 // Sites for the stack-table test: each call is a distinct stack.
@@ -476,7 +461,7 @@ func TestStackTableFull(t *testing.T) {
 		t.Errorf("profile has samples %v, want exactly %v", got, want)
 	}
 
-	top := runPprof(t, "-top", "-sample_index=alloc_objects", path)
+	top := pproftest.Run(t, "-top", "-sample_index=alloc_objects", path)
 	if !strings.Contains(top, overflowFrame) {
 		t.Errorf("go tool pprof -top does not show %q:\n%s", overflowFrame, top)
 	}

@@ -3,7 +3,7 @@
 package profiler_test
 
 import (
-	"strings"
+	"context"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -11,22 +11,36 @@ import (
 	"github.com/leakhunt/profiler"
 )
 
-// Track of memory outside the Go heap is misuse: when the object is
-// sampled it panics with a message that names the fix, and leaves no
-// record behind.
-func TestTrackOfMmapMemoryPanics(t *testing.T) {
+// Track of memory outside the Go heap is handled the same way on every
+// call, sampled or not: it is never recorded and never panics; the sampled
+// calls are counted. Rate 1 samples every call, the default rate almost
+// none; both must leave nothing live and keep the program running.
+func TestTrackOfMmapMemoryIgnored(t *testing.T) {
 	mem, err := syscall.Mmap(-1, 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		t.Skipf("mmap: %v", err)
 	}
 	defer syscall.Munmap(mem)
-	p, _ := startProfiler(t, profiler.WithSamplingRate(1), profiler.WithGoHeap(false))
-
-	got := panicMessage(func() { profiler.Track((*[4096]byte)(unsafe.Pointer(&mem[0]))) })
-	if !strings.HasPrefix(got, "profiler: ") || !strings.Contains(got, "Alloc and Free") {
-		t.Errorf("Track of mmap memory panicked with %q, want a \"profiler: \" message pointing to Alloc and Free", got)
-	}
-	if live := p.Stats().LiveSamples; live != 0 {
-		t.Errorf("LiveSamples = %d after the refused Track, want 0", live)
+	obj := (*[4096]byte)(unsafe.Pointer(&mem[0]))
+	for _, rate := range []int{1, profiler.DefaultSamplingRate} {
+		p, _ := startProfiler(t, profiler.WithSamplingRate(rate), profiler.WithGoHeap(false))
+		const calls = 1000
+		for range calls {
+			profiler.Track(obj)
+			profiler.TrackIn(context.Background(), profiler.NewHeap("mmap"), obj, 4096)
+		}
+		s := p.Stats()
+		if s.LiveSamples != 0 {
+			t.Errorf("rate %d: LiveSamples = %d after Track of mmap memory, want 0", rate, s.LiveSamples)
+		}
+		if s.TrackRejected != s.Samples {
+			t.Errorf("rate %d: TrackRejected = %d, Samples = %d: every sampled call must be counted as rejected", rate, s.TrackRejected, s.Samples)
+		}
+		if rate == 1 && s.TrackRejected != 2*calls {
+			t.Errorf("rate 1: TrackRejected = %d, want %d (every call sampled)", s.TrackRejected, 2*calls)
+		}
+		if err := p.Stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,10 +1,11 @@
 package profiler
 
 import (
-	"math/bits"
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
-	"unsafe"
+	"time"
 )
 
 // The tracker keeps what the profiles report: for every sampled allocation
@@ -46,11 +47,6 @@ type groupTable struct {
 	byHash map[uint64]*group
 	n      atomic.Uint32 // groups in use; ids are 1..n, 0 is "none"
 	chunks [groupChunks]atomic.Pointer[[groupChunkSize]group]
-}
-
-// is reports whether g is the group of these fields.
-func (g *group) is(heap, labels uint32, size int64, pcs []uintptr) bool {
-	return g.heap == heap && g.labels == labels && g.size == size && g.stk.matches(pcs)
 }
 
 func (t *groupTable) get(id uint32) *group {
@@ -99,16 +95,6 @@ func groupHash(pcHash uint64, heap, labels uint32, size int64) uint64 {
 	return mix(pcHash ^ mix(uint64(heap)<<40^uint64(labels)<<20^uint64(size)))
 }
 
-// snapshot returns the groups in use. The identity fields of each are
-// immutable once published, so the caller reads them without a lock.
-func (t *groupTable) snapshot(buf []*group) []*group {
-	n := t.n.Load()
-	for id := uint32(1); id <= n; id++ {
-		buf = append(buf, t.get(id))
-	}
-	return buf
-}
-
 // liveKey identifies a live allocation: the caller's key within a heap's key
 // space. Tracked Go objects use a separate key space per heap (trackedBit),
 // keyed by a sample id rather than an address, because a cleanup can run
@@ -136,32 +122,46 @@ type liveShard struct {
 // liveTable is the sharded table of sampled allocations not yet freed. It is
 // safe for concurrent use.
 type liveTable struct {
+	filter  keyFilter // first: Free reads it through the *liveTable
 	groups  groupTable
 	stacks  *stackTable
 	labels  labelTable
 	maxLive int64
 	count   atomic.Int64
-	filter  *keyFilter
 	growMu  sync.Mutex // one filter resize at a time
 	shards  [liveShards]liveShard
 
-	samples      atomic.Uint64 // sampled allocations offered to the table
-	droppedLive  atomic.Uint64 // not recorded: maxLive reached
-	droppedGroup atomic.Uint64 // not recorded: group table full
-	nextTracked  atomic.Uint64 // sample ids for tracked Go objects
+	start time.Time // of the clock that birth times count on
+	rate  int64     // the sampling rate every sample was taken at
+	depth int       // frames captured per stack: a stack this long may be cut
+
+	samples       atomic.Int64  // sampled allocations offered to the table
+	droppedLive   atomic.Int64  // not recorded: maxLive reached
+	droppedGroup  atomic.Int64  // not recorded: group table full
+	trackRejected atomic.Int64  // sampled Track calls on memory outside the Go heap
+	nextTracked   atomic.Uint64 // sample ids for tracked Go objects
 }
 
-func newLiveTable(maxLive, maxStacks int) *liveTable {
+func newLiveTable(start time.Time, rate, depth, maxLive, maxStacks int) *liveTable {
 	t := &liveTable{
 		stacks:  newStackTable(maxStacks),
 		maxLive: int64(maxLive),
-		filter:  newKeyFilter(maxLive),
+		start:   start,
+		rate:    int64(rate),
+		depth:   depth,
 	}
+	t.filter.init(maxLive)
 	t.groups.byHash = make(map[uint64]*group)
 	for i := range t.shards {
 		t.shards[i].live = make(map[liveKey]liveRecord)
 	}
 	return t
+}
+
+// clock returns the time since start in whole seconds, the clock of the
+// live records' birth times.
+func (t *liveTable) clock() uint32 {
+	return uint32(time.Since(t.start) / time.Second)
 }
 
 // mix is a 64-bit finalizer (from splitmix64): every input bit affects every
@@ -174,18 +174,6 @@ func mix(x uint64) uint64 {
 	x ^= x >> 31
 	return x
 }
-
-// hashKey hashes a live key for the table and the filter, both of which
-// use only its top bits (shard, slots): a multiply carries every input bit
-// up into them, so one is enough on the path every Free takes. Free adds
-// the heap's part, heapSeed, from a field of the Heap.
-func hashKey(k liveKey) uint64 {
-	return (uint64(k.key) + heapSeed(k.heap)) * keyMul
-}
-
-const keyMul = 0xbf58476d1ce4e5b9
-
-func heapSeed(heap uint32) uint64 { return uint64(heap) * 0x9e3779b97f4a7c15 }
 
 func (t *liveTable) shard(h uint64) *liveShard {
 	return &t.shards[h>>(64-liveShardBits)]
@@ -227,29 +215,6 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	return true
 }
 
-// liveAges appends, for each live record of groups 1..maxGroup, its group
-// id and age bucket packed as id<<ageBits | bucket. now is the writer's
-// clock in seconds since Start. Each shard is locked only while its
-// records are copied out.
-func (t *liveTable) liveAges(now, maxGroup uint32, out []uint32) []uint32 {
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		for _, r := range s.live {
-			if r.group > maxGroup {
-				continue
-			}
-			age := uint32(0)
-			if now > r.born { // a record may be younger than the writer's clock
-				age = now - r.born
-			}
-			out = append(out, r.group<<ageBits|uint32(ageBucket(age)))
-		}
-		s.mu.Unlock()
-	}
-	return out
-}
-
 // remove forgets k if it is live.
 func (t *liveTable) remove(k liveKey) {
 	h := hashKey(k)
@@ -266,129 +231,10 @@ func (t *liveTable) remove(k liveKey) {
 	}
 }
 
-// keyFilter is a counting filter over key hashes: each key counts in two
-// slots of one 64-slot block, and a key with either slot at zero is not
-// live, so Free of an unsampled key takes no lock and writes nothing. Keys
-// that pass are resolved by the table.
-//
-// Readers see only a bitmap of the nonzero slots, one bit a slot, so the
-// part of the filter that every Free touches is small enough to stay in
-// cache, and a key's two bits are in one 64-bit word, read with one load;
-// the 8-bit counters behind it change only with the live table. A block is
-// picked by the top bits of the key's hash, whose top six bits pick the
-// key's shard too: each block belongs to one shard, so its counters and
-// bits change only under that shard's lock and each bit always says
-// whether its counter is zero.
-//
-// The filter starts small, for the few live samples of a production rate,
-// and grows fourfold whenever live samples reach a sixteenth of its slots.
-// At that load a key's two slots are both nonzero, and a Free of an
-// unsampled key takes a shard lock, for about 2% of keys (one slot per key
-// would let 6% through). It never grows past maxFilterSlots or sixteen
-// slots per WithMaxLiveSamples. A counter that reaches 255 sticks there
-// until the next resize: its keys then always go to the table, which is
-// slower but never wrong.
-type keyFilter struct {
-	cur    atomic.Pointer[filterSlots]
-	max    uint64          // slots at most
-	shared *unsafe.Pointer // where Free reads cur, if published
-}
-
-// liveFilter is the *filterSlots that Free reads without going through the
-// profiler: the running profiler's, or an empty one. It is an
-// unsafe.Pointer read with atomic.LoadPointer, not an atomic.Pointer,
-// because that keeps Free within the inlining budget.
-var liveFilter = unsafe.Pointer(noFilter)
-
-// noFilter is the filter of no live keys, in use while no profiler runs.
-var noFilter = newFilterSlots(64 * 64)
-
-type filterSlots struct {
-	words  []uint64 // bit b of word w: counts[64w+b] != 0; accessed atomically
-	low    uint     // 64 - 12 - log2(words): h>>low is a key's word and two slots
-	counts []uint8  // under the lock of the block's shard
-}
-
-const (
-	minFilterSlots = 1 << 14 // ≥ 64 words of 64 bits: a word per shard at least
-	maxFilterSlots = 1 << 22
-	filterLoad     = 16 // slots per live sample before the filter grows
-)
-
-func newFilterSlots(n uint64) *filterSlots {
-	return &filterSlots{
-		words:  make([]uint64, n/64),
-		low:    uint(64 - 12 - bits.TrailingZeros64(n/64)),
-		counts: make([]uint8, n),
-	}
-}
-
-func (c *filterSlots) slots() uint64 { return uint64(len(c.counts)) }
-
-// mayContain reports whether both slots of hash h are nonzero. Of x, the
-// hash's top bits, the top ones pick the word and the two lowest groups of
-// six bits the slots in it.
-func (c *filterSlots) mayContain(h uint64) bool {
-	x := h >> (c.low % 64)
-	w := atomic.LoadUint64(&c.words[x>>12])
-	return w>>(x>>6%64)&(w>>(x%64))&1 != 0
-}
-
-// add adds delta (1 or -1) to the counters of hash h's two slots (twice to
-// one slot if they coincide). The caller holds the shard lock.
-func (c *filterSlots) add(h uint64, delta int) {
-	x := h >> c.low
-	c.addSlot(x>>12, x>>6%64, delta)
-	c.addSlot(x>>12, x%64, delta)
-}
-
-// addSlot adds delta to slot b of word w, unless it is stuck at 255, and
-// keeps its bit in step.
-func (c *filterSlots) addSlot(w, b uint64, delta int) {
-	i := w*64 + b
-	n := c.counts[i]
-	if n == 0xff || (delta < 0 && n == 0) {
-		return
-	}
-	n = uint8(int(n) + delta)
-	c.counts[i] = n
-	switch {
-	case n == 1 && delta > 0:
-		atomic.OrUint64(&c.words[w], 1<<b)
-	case n == 0:
-		atomic.AndUint64(&c.words[w], ^uint64(1<<b))
-	}
-}
-
-func newKeyFilter(maxLive int) *keyFilter {
-	most := min(uint64(maxLive)*filterLoad, maxFilterSlots)
-	most = max(uint64(1)<<bits.Len64(most-1), minFilterSlots)
-	f := &keyFilter{max: most}
-	f.cur.Store(newFilterSlots(min(most, minFilterSlots)))
-	return f
-}
-
-// publish makes dst follow the filter in use, before any key is added.
-func (f *keyFilter) publish(dst *unsafe.Pointer) {
-	f.shared = dst
-	atomic.StorePointer(dst, unsafe.Pointer(f.cur.Load()))
-}
-
-// add and remove are called under the lock of the shard holding the key,
-// which a resize holds too, so they always update the filter in use.
-func (f *keyFilter) add(h uint64)    { f.cur.Load().add(h, 1) }
-func (f *keyFilter) remove(h uint64) { f.cur.Load().add(h, -1) }
-
-// wantsGrowth reports whether live keys have outgrown the filter.
-func (f *keyFilter) wantsGrowth(live int64) bool {
-	n := f.cur.Load().slots()
-	return n < f.max && uint64(live) > n/filterLoad
-}
-
 // grow replaces the filter by one four times larger, rebuilt from the
 // records. It holds every shard lock meanwhile, so no add or remove runs
-// against the old filter once the new one is built, and the published
-// pointer that Free reads switches before any key is added to the new one.
+// against the old filter once the new one is built, and Free reads the new
+// one before any key is added to it.
 // A Free that loaded the old filter just before the switch still sees
 // every key inserted before it: the old filter is only retired, never
 // cleared.
@@ -409,11 +255,140 @@ func (t *liveTable) grow() {
 		}
 	}
 	t.filter.cur.Store(next)
-	if t.filter.shared != nil {
-		// Only if it still shows this table's filter: Stop replaces it.
-		atomic.CompareAndSwapPointer(t.filter.shared, unsafe.Pointer(old), unsafe.Pointer(next))
-	}
 	for i := range t.shards {
 		t.shards[i].mu.Unlock()
 	}
+}
+
+// tableSnapshot is the table's state for one profile, copied out under
+// short locks: every group with its cumulative count, and the age buckets
+// of the live records grouped by group, with the counters and settings a
+// profile reports. Whoever encodes it needs nothing else of the table. Its
+// slices are reused by the next snapshot taken into the same value.
+type tableSnapshot struct {
+	time      time.Time // when it was taken
+	start     time.Time // when the profiler started
+	rate      int64
+	depth     int
+	heapNames []string      // by heap id
+	labelSets [][]labelPair // by label set id - 1
+
+	// groups are sorted for output (compareGroups); the age buckets of the
+	// live records of group g are buckets[starts[g.id]:starts[g.id+1]].
+	groups  []groupCount
+	starts  []int32
+	buckets []uint8
+	ages    []uint32 // scratch: id<<ageBits | bucket of each live record
+
+	samples, live, stacks, droppedLive, droppedGroup int64
+	labelSetsDropped, trackRejected                  int64
+}
+
+// groupCount is a group and its cumulative count of sampled allocations
+// when the snapshot was taken.
+type groupCount struct {
+	*group
+	allocs int64
+}
+
+// snapshot fills s with the table's state at now.
+func (t *liveTable) snapshot(s *tableSnapshot, now time.Time) {
+	s.time, s.start, s.rate, s.depth = now, t.start, t.rate, t.depth
+	s.labelSets = t.labels.snapshot()
+	heapsMu.Lock()
+	s.heapNames = append(s.heapNames[:0], heapNames...)
+	heapsMu.Unlock()
+
+	// Live records are listed after the groups: a group created since has
+	// an id beyond them, and its records wait for the next profile.
+	n := t.groups.n.Load()
+	s.ages = t.liveAges(uint32(now.Sub(t.start)/time.Second), n, s.ages[:0])
+	s.groupLive(n)
+
+	// Counts are read after the live records, so allocs ≥ live.
+	s.groups = s.groups[:0]
+	for id := uint32(1); id <= n; id++ {
+		g := t.groups.get(id)
+		s.groups = append(s.groups, groupCount{g, g.allocs.Load()})
+	}
+	s.sortGroups()
+
+	s.samples = t.samples.Load()
+	s.live = t.count.Load()
+	s.stacks = t.stacks.count.Load()
+	s.droppedLive = t.droppedLive.Load()
+	s.droppedGroup = t.droppedGroup.Load()
+	s.labelSetsDropped = t.labels.dropped.Load()
+	s.trackRejected = t.trackRejected.Load()
+}
+
+// liveAges appends, for each live record of groups 1..maxGroup, its group
+// id and age bucket packed as id<<ageBits | bucket. now is the clock in
+// seconds since start. Each shard is locked only while its records are
+// copied out.
+func (t *liveTable) liveAges(now, maxGroup uint32, out []uint32) []uint32 {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for _, r := range s.live {
+			if r.group > maxGroup {
+				continue
+			}
+			age := uint32(0)
+			if now > r.born { // a record may be younger than the clock
+				age = now - r.born
+			}
+			out = append(out, r.group<<ageBits|uint32(ageBucket(age)))
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// groupLive groups the age buckets of the live records by group id, 1..n
+// (a counting sort), so that a snapshot costs memory in proportion to the
+// live records and the groups, not to their product.
+func (s *tableSnapshot) groupLive(n uint32) {
+	starts := slices.Grow(s.starts[:0], int(n)+3)[:n+3]
+	clear(starts)
+	for _, a := range s.ages {
+		starts[a>>ageBits+2]++
+	}
+	for i := 2; i < len(starts); i++ {
+		starts[i] += starts[i-1]
+	}
+	// starts[g+1] is now where group g begins; filling moves it to g's end,
+	// which is where group g+1 begins: starts[g] then marks g's start.
+	buckets := slices.Grow(s.buckets[:0], len(s.ages))[:len(s.ages)]
+	for _, a := range s.ages {
+		g := a >> ageBits
+		buckets[starts[g+1]] = uint8(a & (1<<ageBits - 1))
+		starts[g+1]++
+	}
+	s.starts, s.buckets = starts, buckets
+}
+
+// liveBuckets returns the age buckets of the live records of g.
+func (s *tableSnapshot) liveBuckets(g *group) []uint8 {
+	return s.buckets[s.starts[g.id]:s.starts[g.id+1]]
+}
+
+// sortGroups puts the groups in output order, so that the same state
+// always encodes to the same bytes.
+func (s *tableSnapshot) sortGroups() {
+	slices.SortFunc(s.groups, func(a, b groupCount) int { return compareGroups(a.group, b.group) })
+}
+
+// compareGroups orders groups by heap, label set, stack and size.
+func compareGroups(a, b *group) int {
+	if c := cmp.Compare(a.heap, b.heap); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.labels, b.labels); c != 0 {
+		return c
+	}
+	if c := compareStacks(a.stk, b.stk); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.size, b.size)
 }

@@ -5,25 +5,32 @@ import (
 	"cmp"
 	"compress/gzip"
 	"fmt"
-	"os"
+	"reflect"
 	"slices"
-	"sort"
-	"sync"
-	"time"
+	"strings"
 
 	"github.com/google/pprof/profile"
+	"github.com/leakhunt/profiler/internal/leakrank"
 )
 
-// Names of the synthetic frames that mark what a stack lost.
+// The encoder writes a table snapshot, and the Go heap's profile when on,
+// as one pprof profile, shaped like runtime/pprof's heap profile: the same
+// four sample types, period and labels, so every pprof habit
+// (-sample_index, -tagfocus, -diff_base) works on it. The sampler's weights
+// are applied here, at write time.
+
+// Names of the synthetic frames that mark what a stack lost or stands for.
 const (
 	truncatedFrame = "[truncated]"        // root end cut at the stack depth
 	overflowFrame  = "[stack table full]" // stack not stored: too many distinct stacks
-)
 
-// The profile written is shaped like runtime/pprof's heap profile: the same
-// four sample types, period and labels, so every pprof habit (-sample_index,
-// -tagfocus, -diff_base) works on it. The sampler's weights are applied
-// here, at write time.
+	// ownFrame stands for the profiler's own Go memory (its tables, stacks,
+	// the profiles it builds) in place of the stack that allocated it,
+	// which would lead through the hook into the caller's code and look
+	// like the caller's allocation. It stays in the profile, since it is
+	// real; cmd/leakhunt knows it by this name.
+	ownFrame = leakrank.OwnFrame
+)
 
 var sampleTypes = [...][2]string{
 	{"alloc_objects", "count"},
@@ -32,62 +39,41 @@ var sampleTypes = [...][2]string{
 	{"inuse_space", "bytes"},
 }
 
-// profile returns the profile of the current state, gzipped. The Go heap,
-// when on, is read first, outside the encoder's lock, and close in time to
-// the hook's snapshot. The result is the caller's own: writing it, however
-// slowly, holds up no other profile.
-func (p *Profiler) profile(now time.Time) ([]byte, error) {
-	var goHeap *goHeapSnapshot
-	if p.cfg.goHeap {
-		var err error
-		if goHeap, err = readGoHeap(p.cfg.gcFirst); err != nil {
-			return nil, err
-		}
-	}
-	return p.enc.encode(p, now, goHeap)
-}
-
 // encoder writes profiles straight in the protocol buffer format, keeping
 // its string, function and location tables, and each stack's list of
 // location ids, from one profile to the next: Go code does not move, so a
 // steady-state profile symbolizes nothing and builds no location again;
 // it costs the samples and a copy of the tables. The tables only grow, with
-// distinct stacks and label values, both bounded. It is safe for
-// concurrent use; profiles are encoded one at a time.
+// distinct stacks and label values, both bounded. It is not safe for
+// concurrent use.
 type encoder struct {
-	mu      sync.Mutex
-	symbols *symbolCache
-	depth   int                // the profiler's stack depth: a stack this long may be cut
-	maps    []*profile.Mapping // sorted by Start
+	symbolize func(pc uintptr) symbol
+	maps      []*profile.Mapping // sorted by Start
 
-	strings  map[string]int64
-	strtab   []string
-	funcs    map[frameKey]uint64
-	locs     map[locKey]uint64
-	synth    map[string]uint64
-	nextLoc  uint64
-	tables   []byte // every Mapping, Location and Function message so far
-	stacks   map[*stack][]byte
-	goStacks map[string][]byte // the Go heap's stacks by their PCs' bytes
-	ownFunc  []bool            // by function id: the profiler's own code
-	ownLoc   []bool            // by location id: a line of the profiler's own code
-	sets     [][]int64         // string indices of label sets, key and value pairs, by id-1
-	heaps    map[uint32]int64
+	strings map[string]int64
+	strtab  []string
+	funcs   map[frameKey]uint64
+	locs    map[locKey]uint64
+	synth   map[string]uint64
+	nextLoc uint64
+	tables  []byte // every Mapping, Location and Function message so far
+	stacks  map[*stack][]byte
+	ownFunc []bool    // by function id: the profiler's own code
+	ownLoc  []bool    // by location id: a line of the profiler's own code
+	sets    [][]int64 // string indices of label sets, key and value pairs, by id-1
+	heaps   []int64   // string index of each heap's name, by heap id
 
 	// Indices of the strings every sample uses.
-	heapKey, bytesKey, ageKey, secondsUnit int64
+	heapKey, bytesKey, ageKey, secondsUnit, goHeap int64
 
 	// Scratch reused by every profile.
-	groups  []*group
-	ages    []uint32 // group<<ageBits | bucket of each live record
-	starts  []int32  // by group id: where its records start in buckets
-	buckets []uint8  // age buckets of the live records, grouped by group id
 	syms    []symbol
 	ids     []uint64
 	packed  []byte
 	buf     []byte
 	gz      bytes.Buffer
 	zw      *gzip.Writer
+	foreign foreignProfile
 }
 
 type frameKey struct{ function, file string }
@@ -100,23 +86,25 @@ type locKey struct {
 	lines int
 }
 
-func newEncoder(symbols *symbolCache, depth int) *encoder {
+// goHeapCounts are the runtime's sampled objects behind the Go heap's part
+// of a profile.
+type goHeapCounts struct{ samples, live int64 }
+
+func newEncoder(symbolize func(uintptr) symbol, maps []*profile.Mapping) *encoder {
 	e := &encoder{
-		symbols:  symbols,
-		depth:    depth,
-		maps:     processMappings(),
-		strings:  map[string]int64{"": 0},
-		strtab:   []string{""},
-		funcs:    make(map[frameKey]uint64),
-		locs:     make(map[locKey]uint64),
-		synth:    make(map[string]uint64),
-		stacks:   make(map[*stack][]byte),
-		goStacks: make(map[string][]byte),
-		heaps:    make(map[uint32]int64),
-		ownFunc:  []bool{false},
-		ownLoc:   []bool{false},
+		symbolize: symbolize,
+		maps:      maps,
+		strings:   map[string]int64{"": 0},
+		strtab:    []string{""},
+		funcs:     make(map[frameKey]uint64),
+		locs:      make(map[locKey]uint64),
+		synth:     make(map[string]uint64),
+		stacks:    make(map[*stack][]byte),
+		ownFunc:   []bool{false},
+		ownLoc:    []bool{false},
 	}
 	e.heapKey, e.bytesKey, e.ageKey, e.secondsUnit = e.str("heap"), e.str("bytes"), e.str("age"), e.str("seconds")
+	e.goHeap = e.str(goHeapName)
 	for _, m := range e.maps {
 		e.tables = appendMessage(e.tables, fieldMapping, func(b []byte) []byte {
 			b = appendUint(b, fieldMappingID, m.ID)
@@ -134,49 +122,39 @@ func newEncoder(symbols *symbolCache, depth int) *encoder {
 	return e
 }
 
-// encode returns the profile of p's state at now, with the samples of
-// goHeap (nil when off), gzipped.
-func (e *encoder) encode(p *Profiler, now time.Time, goHeap *goHeapSnapshot) ([]byte, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-
+// encode returns the profile of t, with the samples of goHeap (nil when
+// off), gzipped, and the Go heap's sample counts.
+func (e *encoder) encode(t *tableSnapshot, goHeap *goHeapProfile) ([]byte, goHeapCounts, error) {
 	b := e.buf[:0]
 	for _, st := range sampleTypes {
 		b = e.appendValueType(b, fieldSampleType, st[0], st[1])
 	}
 	b = appendInt(b, fieldDefaultSampleType, e.str("inuse_space"))
 	b = e.appendValueType(b, fieldPeriodType, "space", "bytes")
-	b = appendInt(b, fieldPeriod, int64(p.sampler.rate))
-	b = appendInt(b, fieldTimeNanos, now.UnixNano())
-	b = appendInt(b, fieldDurationNanos, now.Sub(p.start).Nanoseconds())
+	b = appendInt(b, fieldPeriod, t.rate)
+	b = appendInt(b, fieldTimeNanos, t.time.UnixNano())
+	b = appendInt(b, fieldDurationNanos, t.time.Sub(t.start).Nanoseconds())
 
-	// Sorted so that samples come out in a stable order. Live records are
-	// counted after the groups were listed: a group created since has an
-	// id beyond the counts and waits for the next profile.
-	groups := p.table.groups.snapshot(e.groups[:0])
-	slices.SortFunc(groups, compareGroups)
-	e.groups = groups
-	e.sortLive(p.table.liveAges(p.age(), uint32(len(groups)), e.ages[:0]), len(groups))
-	labelSets := p.table.labels.snapshot()
-	for _, g := range groups {
+	for _, g := range t.groups {
 		var live [len(ageBuckets)]int32
-		for _, bucket := range e.buckets[e.starts[g.id]:e.starts[g.id+1]] {
+		for _, bucket := range t.liveBuckets(g.group) {
 			live[bucket]++
 		}
-		b = e.appendGroup(b, p, g, live[:], labelSets)
+		b = e.appendGroup(b, t, g, live[:])
 	}
+	var counts goHeapCounts
 	if goHeap != nil {
 		var err error
-		if b, err = e.appendGoHeap(b, goHeap); err != nil {
+		if b, counts, err = e.appendGoHeap(b, goHeap.data); err != nil {
 			e.buf = b
-			return nil, err
+			return nil, counts, fmt.Errorf("reading the Go heap profile: %w", err)
 		}
 	}
 
 	// Comments change with every profile: their strings go at the end of
 	// the table and are dropped from it afterwards.
 	base := len(e.strtab)
-	for _, c := range p.comments(len(labelSets), goHeap) {
+	for _, c := range comments(t, goHeap, counts) {
 		e.strtab = append(e.strtab, c)
 		b = appendInt(b, fieldComment, int64(len(e.strtab)-1))
 	}
@@ -190,7 +168,7 @@ func (e *encoder) encode(p *Profiler, now time.Time, goHeap *goHeapSnapshot) ([]
 	e.buf = b
 
 	// BestSpeed, as runtime/pprof uses: the profiles are small and a
-	// flush should cost little CPU.
+	// profile should cost little CPU.
 	e.gz.Reset()
 	if e.zw == nil {
 		e.zw, _ = gzip.NewWriterLevel(&e.gz, gzip.BestSpeed)
@@ -198,60 +176,31 @@ func (e *encoder) encode(p *Profiler, now time.Time, goHeap *goHeapSnapshot) ([]
 		e.zw.Reset(&e.gz)
 	}
 	if _, err := e.zw.Write(b); err != nil {
-		return nil, fmt.Errorf("compressing profile: %w", err)
+		return nil, counts, fmt.Errorf("compressing profile: %w", err)
 	}
 	if err := e.zw.Close(); err != nil {
-		return nil, fmt.Errorf("compressing profile: %w", err)
+		return nil, counts, fmt.Errorf("compressing profile: %w", err)
 	}
-	return bytes.Clone(e.gz.Bytes()), nil
-}
-
-// sortLive groups the age buckets of the live records by group id (a
-// counting sort), so that a profile costs memory in proportion to the live
-// records and the groups, not to their product.
-func (e *encoder) sortLive(ages []uint32, groups int) {
-	e.ages = ages
-	// Group ids run 1..groups; starts[g] and starts[g+1] bound group g.
-	starts := slices.Grow(e.starts[:0], groups+3)[:groups+3]
-	clear(starts)
-	for _, a := range ages {
-		starts[a>>ageBits+2]++
-	}
-	for i := 2; i < len(starts); i++ {
-		starts[i] += starts[i-1]
-	}
-	// starts[g+1] is now where group g begins; filling moves it to g's end,
-	// which is where group g+1 begins: starts[g] then marks g's start.
-	buckets := slices.Grow(e.buckets[:0], len(ages))[:len(ages)]
-	for _, a := range ages {
-		g := a >> ageBits
-		buckets[starts[g+1]] = uint8(a & (1<<ageBits - 1))
-		starts[g+1]++
-	}
-	e.starts, e.buckets = starts, buckets
+	return bytes.Clone(e.gz.Bytes()), counts, nil
 }
 
 // comments describes the profile: rates, counts and anything dropped.
-func (p *Profiler) comments(labelSets int, goHeap *goHeapSnapshot) []string {
-	t := p.table
+func comments(t *tableSnapshot, goHeap *goHeapProfile, counts goHeapCounts) []string {
 	c := []string{
-		fmt.Sprintf("leakhunt heap profile: sampling rate %d bytes, stack depth %d", p.sampler.rate, p.depth),
-		fmt.Sprintf("samples=%d live=%d stacks=%d label_sets=%d dropped_live_table_full=%d dropped_group_table_full=%d label_sets_dropped=%d",
-			t.samples.Load(), t.count.Load(), t.stacks.count.Load(), labelSets,
-			t.droppedLive.Load(), t.droppedGroup.Load(), t.labels.dropped.Load()),
+		fmt.Sprintf("leakhunt heap profile: sampling rate %d bytes, stack depth %d", t.rate, t.depth),
+		fmt.Sprintf("samples=%d live=%d hook_samples=%d hook_live=%d go_samples=%d go_live=%d stacks=%d label_sets=%d dropped_live_table_full=%d dropped_group_table_full=%d label_sets_dropped=%d track_rejected=%d",
+			t.samples+counts.samples, t.live+counts.live, t.samples, t.live, counts.samples, counts.live,
+			t.stacks, len(t.labelSets), t.droppedLive, t.droppedGroup, t.labelSetsDropped, t.trackRejected),
 	}
 	if goHeap != nil {
 		gc := ""
-		if p.cfg.gcFirst {
-			gc = " (GC forced before this snapshot)"
-		}
-		source := "runtime.MemProfile records"
-		if goHeap.parsed != nil {
-			source = "runtime/pprof's heap profile (a stack filled MemProfile's 32 frames)"
+		if goHeap.gcForced {
+			gc = " (GC forced before this profile)"
 		}
 		c = append(c, fmt.Sprintf(
-			"go heap: runtime.MemProfileRate %d while profiling, %d before Start; in-use as of the last completed GC%s; read from %s",
-			p.cfg.rate, p.prevMemProfileRate, gc, source))
+			"go heap: runtime.MemProfileRate %d while profiling, %d before Start; in-use as of a recent completed GC%s",
+			t.rate, goHeap.rateBefore, gc))
+		c = append(c, leakrank.GoHeapTimeComment(goHeap.figuresAt))
 	}
 	return c
 }
@@ -263,26 +212,21 @@ func (p *Profiler) comments(labelSets int, goHeap *goHeapSnapshot) []string {
 // runtime/pprof's profiles, and -tagfocus=age=... with
 // -sample_index=alloc_space shows what the old objects cost. A group with
 // nothing live has one sample with no age.
-func (e *encoder) appendGroup(b []byte, p *Profiler, g *group, live []int32, labelSets [][]labelPair) []byte {
-	allocs := g.allocs.Load() // read after live was counted, so allocs ≥ live
+func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupCount, live []int32) []byte {
 	var total int64
 	for _, n := range live {
 		total += int64(n)
 	}
-	if allocs == 0 && total == 0 {
+	if g.allocs == 0 && total == 0 {
 		return b
 	}
-	freed := max(allocs-total, 0)
-	stk := e.stack(g.stk)
-	labels := e.labelSet(g.labels, labelSets)
-	heap, ok := e.heaps[g.heap]
-	if !ok {
-		heap = e.str(heapName(g.heap))
-		e.heaps[g.heap] = heap
-	}
+	freed := max(g.allocs-total, 0)
+	stk := e.stack(g.stk, t.depth)
+	labels := e.labelSet(g.labels, t.labelSets)
+	heap := e.heapName(g.heap, t.heapNames)
 	sample := func(b []byte, allocated, inuse int64, age int64) []byte {
-		allocObjects, allocBytes := p.sampler.scale(allocated, g.size)
-		inuseObjects, inuseBytes := p.sampler.scale(inuse, g.size)
+		allocObjects, allocBytes := scale(allocated, allocated*g.size, t.rate)
+		inuseObjects, inuseBytes := scale(inuse, inuse*g.size, t.rate)
 		return appendMessage(b, fieldSample, func(b []byte) []byte {
 			b = appendBytes(b, fieldSampleLocationID, stk)
 			b = e.appendValues(b, allocObjects, allocBytes, inuseObjects, inuseBytes)
@@ -318,6 +262,14 @@ func (e *encoder) appendValues(b []byte, v ...int64) []byte {
 	return appendBytes(b, fieldSampleValue, e.packed)
 }
 
+// heapName returns the string index of heap id's name.
+func (e *encoder) heapName(id uint32, names []string) int64 {
+	for int(id) >= len(e.heaps) {
+		e.heaps = append(e.heaps, e.str(names[len(e.heaps)]))
+	}
+	return e.heaps[id]
+}
+
 // labelSet returns the string indices of label set id's keys and values,
 // in pairs, leaving out pprof labels named like the profile's own (heap,
 // and the numeric bytes and age), which would be confused with them.
@@ -337,21 +289,6 @@ func (e *encoder) labelSet(id uint32, sets [][]labelPair) []int64 {
 		e.sets = append(e.sets, idx)
 	}
 	return e.sets[id-1]
-}
-
-func appendStrLabel(b []byte, key, value int64) []byte {
-	return appendMessage(b, fieldSampleLabel, func(b []byte) []byte {
-		b = appendInt(b, fieldLabelKey, key)
-		return appendInt(b, fieldLabelStr, value)
-	})
-}
-
-func appendNumLabel(b []byte, key, num, unit int64) []byte {
-	return appendMessage(b, fieldSampleLabel, func(b []byte) []byte {
-		b = appendInt(b, fieldLabelKey, key)
-		b = appendInt(b, fieldLabelNum, num)
-		return appendInt(b, fieldLabelNumUnit, unit)
-	})
 }
 
 func (e *encoder) appendValueType(b []byte, field int, typ, unit string) []byte {
@@ -377,7 +314,7 @@ func (e *encoder) str(s string) int64 {
 // cut when it fills the whole depth without reaching the root every
 // goroutine has, runtime.goexit: capturing exactly the depth, and judging
 // here, spares the sampled path an extra frame of unwinding.
-func (e *encoder) stack(st *stack) []byte {
+func (e *encoder) stack(st *stack, depth int) []byte {
 	if ids, ok := e.stacks[st]; ok {
 		return ids
 	}
@@ -388,7 +325,7 @@ func (e *encoder) stack(st *stack) []byte {
 		return ids
 	}
 	ids, root := e.appendLocations(nil, st.pcs)
-	if len(st.pcs) == e.depth && !root {
+	if len(st.pcs) == depth && !root {
 		ids = appendVarint(ids, e.synthetic(truncatedFrame))
 	}
 	e.stacks[st] = ids
@@ -405,7 +342,7 @@ func (e *encoder) appendLocations(ids []byte, pcs []uintptr) ([]byte, bool) {
 	syms := e.syms[:0]
 	root := false
 	for _, pc := range pcs {
-		if sym := e.symbols.lookup(pc); !sym.goexit {
+		if sym := e.symbolize(pc); !sym.goexit {
 			syms = append(syms, sym)
 		} else {
 			root = true
@@ -454,7 +391,7 @@ func (e *encoder) addLocation(k locKey, funcs []uint64, lines []int64) uint64 {
 	e.ownLoc = append(e.ownLoc, own)
 	e.tables = appendMessage(e.tables, fieldLocation, func(b []byte) []byte {
 		b = appendUint(b, fieldLocationID, id)
-		b = appendUint(b, fieldLocationMappingID, e.mappingID(k.addr))
+		b = appendUint(b, fieldLocationMappingID, mappingID(e.maps, k.addr))
 		b = appendUint(b, fieldLocationAddress, k.addr)
 		for i, f := range funcs {
 			b = appendMessage(b, fieldLocationLine, func(b []byte) []byte {
@@ -505,79 +442,149 @@ func (e *encoder) function(name, file string) uint64 {
 	return id
 }
 
-// mappingID returns the id of the mapping that holds addr, 0 for none.
-func (e *encoder) mappingID(addr uint64) uint64 {
-	i := sort.Search(len(e.maps), func(i int) bool { return e.maps[i].Limit > addr })
-	if i < len(e.maps) && e.maps[i].Start <= addr {
-		return e.maps[i].ID
+// ownPrefixes are the function name prefixes of this module's library code.
+var ownPrefixes = func() []string {
+	pkg := reflect.TypeFor[Profiler]().PkgPath()
+	return []string{pkg + ".", pkg + "/internal/"}
+}()
+
+// isOwnFunction reports whether a function belongs to this module's
+// library code.
+func isOwnFunction(name string) bool {
+	for _, prefix := range ownPrefixes {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
 	}
-	if len(e.maps) == 1 && e.maps[0].Limit == 0 {
-		return e.maps[0].ID // the fallback mapping stands for everything
-	}
-	return 0
+	return false
 }
 
-// compareGroups orders groups by heap, label set, stack and size.
-func compareGroups(a, b *group) int {
-	if c := cmp.Compare(a.heap, b.heap); c != 0 {
-		return c
+// appendGoHeap appends the samples of the Go heap's profile, data, as
+// runtime/pprof writes it, labelled heap=go. Its values are already scaled
+// by the runtime; they are reordered to this profile's sample types by
+// name, so a change in the runtime's order cannot mix them up. Its
+// Locations are matched to this encoder's by address and inlining depth,
+// and only new ones are read further, so a steady-state profile builds
+// none. Samples are sorted, so that the same heap encodes to the same
+// bytes.
+func (e *encoder) appendGoHeap(b []byte, data []byte) ([]byte, goHeapCounts, error) {
+	var counts goHeapCounts
+	f := &e.foreign
+	if err := f.parse(data); err != nil {
+		return b, counts, err
 	}
-	if c := cmp.Compare(a.labels, b.labels); c != 0 {
-		return c
+	index, err := f.valueIndex()
+	if err != nil {
+		return b, counts, err
 	}
-	if c := compareStacks(a.stk, b.stk); c != 0 {
-		return c
+	if err := e.mapForeignLocations(f); err != nil {
+		return b, counts, err
 	}
-	return cmp.Compare(a.size, b.size)
+	bytesKey, _ := f.stringIndex("bytes")
+
+	f.out = f.out[:0]
+	f.stacks = f.stacks[:0]
+	for _, msg := range f.samples {
+		s, err := f.sample(msg, index, bytesKey)
+		if err != nil {
+			return b, counts, err
+		}
+		if s.values == ([len(sampleTypes)]int64{}) {
+			continue
+		}
+		start := len(f.stacks)
+		own := false
+		for _, id := range f.locIDs {
+			if id >= uint64(len(f.locMap)) || f.locMap[id] == 0 {
+				return b, counts, fmt.Errorf("sample refers to location %d, which the profile lacks", id)
+			}
+			ours := f.locMap[id]
+			own = own || e.ownLoc[ours]
+			f.stacks = appendVarint(f.stacks, ours)
+		}
+		if own {
+			f.stacks = appendVarint(f.stacks[:start], e.synthetic(ownFrame))
+		}
+		s.stk = [2]int{start, len(f.stacks)}
+		f.out = append(f.out, s)
+		counts.samples += unscale(s.values[0], s.values[1], f.period)
+		counts.live += unscale(s.values[2], s.values[3], f.period)
+	}
+	// Sorted by stack, which also puts alike stacks side by side for
+	// the compressor; an index is sorted rather than the samples.
+	f.order = f.order[:0]
+	for i := range f.out {
+		f.order = append(f.order, int32(i))
+	}
+	slices.SortFunc(f.order, func(i, j int32) int {
+		x, y := &f.out[i], &f.out[j]
+		if c := bytes.Compare(f.stack(*x), f.stack(*y)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.size, y.size); c != 0 {
+			return c
+		}
+		return slices.Compare(x.values[:], y.values[:])
+	})
+	for _, i := range f.order {
+		s := &f.out[i]
+		b = appendMessage(b, fieldSample, func(b []byte) []byte {
+			b = appendBytes(b, fieldSampleLocationID, f.stack(*s))
+			b = e.appendValues(b, s.values[0], s.values[1], s.values[2], s.values[3])
+			b = appendStrLabel(b, e.heapKey, e.goHeap)
+			if s.size >= 0 {
+				b = appendNumLabel(b, e.bytesKey, s.size, e.bytesKey)
+			}
+			return b
+		})
+	}
+	return b, counts, nil
 }
 
-// compareStacks orders stacks by their order key, a hash of the PCs that
-// is the same in every run of a binary, and by the PCs on a tie: a full
-// comparison of every pair of stacks was a fifth of a flush.
-func compareStacks(a, b *stack) int {
-	switch {
-	case a == b:
-		return 0
-	case a == nil:
-		return -1
-	case b == nil:
-		return 1
+// mapForeignLocations sets f.locMap, from f's location ids to this
+// encoder's, adding the Locations it lacks in order of address, so that
+// ids do not depend on the order the runtime listed them in.
+func (e *encoder) mapForeignLocations(f *foreignProfile) error {
+	f.locMap = f.locMap[:0]
+	f.fresh = f.fresh[:0]
+	for i, msg := range f.locations {
+		id, k, err := f.locationKey(msg)
+		if err != nil {
+			return err
+		}
+		if id == 0 || id > uint64(4*len(f.locations)+16) {
+			return fmt.Errorf("location id %d out of range", id)
+		}
+		for uint64(len(f.locMap)) <= id {
+			f.locMap = append(f.locMap, 0)
+		}
+		if ours, ok := e.locs[k]; ok {
+			f.locMap[id] = ours
+		} else {
+			f.fresh = append(f.fresh, freshLocation{key: k, id: id, msg: i})
+		}
 	}
-	if c := cmp.Compare(a.order, b.order); c != 0 {
-		return c
+	slices.SortFunc(f.fresh, func(x, y freshLocation) int {
+		if c := cmp.Compare(x.key.addr, y.key.addr); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.key.lines, y.key.lines)
+	})
+	for _, l := range f.fresh {
+		if ours, ok := e.locs[l.key]; ok { // a duplicate of one just added
+			f.locMap[l.id] = ours
+			continue
+		}
+		e.ids = e.ids[:0]
+		var lines []int64
+		err := f.lines(f.locations[l.msg], func(name, file string, line int64) {
+			e.ids = append(e.ids, e.function(name, file))
+			lines = append(lines, line)
+		})
+		if err != nil {
+			return err
+		}
+		f.locMap[l.id] = e.addLocation(l.key, e.ids, lines)
 	}
-	return slices.Compare(a.pcs, b.pcs)
-}
-
-// processMappings returns fresh copies of this process's executable
-// mappings, read once, sorted by address and numbered.
-func processMappings() []*profile.Mapping {
-	base := mappingsOnce()
-	out := make([]*profile.Mapping, len(base))
-	for i, m := range base {
-		c := *m
-		out[i] = &c
-	}
-	slices.SortFunc(out, func(a, b *profile.Mapping) int { return cmp.Compare(a.Start, b.Start) })
-	for i, m := range out {
-		m.ID = uint64(i + 1)
-	}
-	return out
-}
-
-var mappingsOnce = sync.OnceValue(readMappings)
-
-// fallbackMappings returns a single mapping for the executable where the
-// address ranges are unknown. Its functions are already symbolized, so
-// pprof needs no more than the file name.
-func fallbackMappings() []*profile.Mapping {
-	exe, _ := os.Executable()
-	return []*profile.Mapping{{
-		ID:              1,
-		File:            exe,
-		HasFunctions:    true,
-		HasFilenames:    true,
-		HasLineNumbers:  true,
-		HasInlineFrames: true,
-	}}
+	return nil
 }

@@ -6,14 +6,9 @@ import "testing"
 // cmd/benchtable runs the very same code in-process. Baselines are named
 // Baseline… or sit beside their counterpart.
 
-// The shallow Go heap pair runs first: see FlushGoHeapShallow.
-func BenchmarkBaselinePprofHeapShallow(b *testing.B) { BaselinePprofHeapShallow(b) }
-func BenchmarkFlushGoHeapShallow(b *testing.B)       { FlushGoHeapShallow(b) }
-
 func BenchmarkBaselineNew64(b *testing.B)          { BaselineNew64(b) }
 func BenchmarkAllocUnsampled(b *testing.B)         { AllocUnsampled(b) }
 func BenchmarkAllocNoProfiler(b *testing.B)        { AllocNoProfiler(b) }
-func BenchmarkBaselineRandUint64(b *testing.B)     { BaselineRandUint64(b) }
 func BenchmarkFreeUnsampled(b *testing.B)          { FreeUnsampled(b) }
 func BenchmarkAllocFreePair(b *testing.B)          { AllocFreePair(b) }
 func BenchmarkAllocFreePairParallel(b *testing.B)  { AllocFreePairParallel(b) }

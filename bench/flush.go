@@ -1,16 +1,12 @@
 package bench
 
 import (
-	"bytes"
 	"io"
 	"runtime"
 	"runtime/pprof"
-	"slices"
-	"strings"
 	"sync"
 	"testing"
 
-	"github.com/google/pprof/profile"
 	"github.com/leakhunt/profiler"
 )
 
@@ -113,25 +109,27 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// FlushGoHeap is Flush with the Go heap source on, in a process whose
-// runtime heap profile holds the NumPaths stacks of the runtime fixture:
-// the cost of merging the Go heap, beside Flush (off) and
-// BaselinePprofHeap (the runtime's own WriteTo) on the same stacks.
-// Start sets runtime.MemProfileRate to the sampling rate, 1 here for the
-// hook's table; the benchmark puts the runtime's default back at once, as
-// a program at a production rate would have it, so that the flushes' own
-// allocations are not each recorded by the runtime.
+// FlushGoHeap measures one WriteProfile with the Go heap source on and the
+// hook's table empty, in a process whose runtime heap profile holds the
+// NumPaths stacks of the runtime fixture: the cost of the Go heap in a
+// profile, beside BaselinePprofHeap, the runtime's own WriteTo of the same
+// heap, which the profile reads and re-encodes.
 func FlushGoHeap(b *testing.B) {
 	runtimeFixture()
-	p := startProfiler(b,
-		profiler.WithSamplingRate(1),
-		profiler.WithMaxLiveSamples(2*FlushSamples),
-	)
-	runtime.MemProfileRate = 512 * 1024
-	size := measureFlush(b, p)
+	p := startProfiler(b)
+	var w countingWriter
+	if err := p.WriteProfile(&w); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.WriteProfile(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
 	buckets, _ := runtime.MemProfile(nil, true)
 	b.ReportMetric(float64(buckets), "buckets")
-	b.ReportMetric(float64(size), "B/profile")
+	b.ReportMetric(float64(w.n), "B/profile")
 }
 
 // measureFlush fills p's table with FlushSamples live samples over the
@@ -152,67 +150,4 @@ func measureFlush(b *testing.B, p *profiler.Profiler) int64 {
 		}
 	}
 	return w.n
-}
-
-// The Go heap's cheap path: in a program whose Go allocation stacks all fit
-// runtime.MemProfile's 32 frames, a flush reads raw records and symbolizes
-// only new PCs, instead of parsing what runtime/pprof writes. These two
-// run first in a plain `go test -bench .` (see bench_test.go): a single
-// deeper stack anywhere in the process sends every later flush down the
-// runtime/pprof path.
-
-// ShallowPaths is the number of distinct shallow Go allocation stacks.
-const ShallowPaths = 1024
-
-var (
-	shallowObjects     []*[flushAllocSize]byte
-	shallowObjectsOnce sync.Once
-)
-
-// shallowFixture allocates 4 objects on each of ShallowPaths shallow
-// stacks, every allocation profiled.
-func shallowFixture() {
-	shallowObjectsOnce.Do(func() {
-		shallowObjects = make([]*[flushAllocSize]byte, 4*ShallowPaths)
-		allocateProfiled(len(shallowObjects), ShallowPaths, ShallowPath, shallowLeaf)
-	})
-}
-
-func shallowLeaf(i int) { shallowObjects[i] = new([flushAllocSize]byte) }
-
-// FlushGoHeapShallow measures one WriteProfile with the Go heap on and the
-// hook's table empty, over the shallow fixture's stacks. It fails if the
-// flush did not take the raw-records path.
-func FlushGoHeapShallow(b *testing.B) {
-	shallowFixture()
-	p := startProfiler(b)
-	var w bytes.Buffer
-	if err := p.WriteProfile(&w); err != nil {
-		b.Fatal(err)
-	}
-	prof, err := profile.Parse(&w)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if !slices.ContainsFunc(prof.Comments, func(c string) bool { return strings.Contains(c, "read from runtime.MemProfile") }) {
-		b.Fatalf("the flush read runtime/pprof's profile, not raw records: %q", prof.Comments)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.WriteProfile(io.Discard); err != nil {
-			b.Fatal(err)
-		}
-	}
-	buckets, _ := runtime.MemProfile(nil, true)
-	b.ReportMetric(float64(buckets), "buckets")
-}
-
-// BaselinePprofHeapShallow is pprof.Lookup("heap").WriteTo over the same
-// shallow stacks, in the same process.
-func BaselinePprofHeapShallow(b *testing.B) {
-	shallowFixture()
-	size := measurePprofHeap(b)
-	buckets, _ := runtime.MemProfile(nil, true)
-	b.ReportMetric(float64(buckets), "buckets")
-	b.ReportMetric(float64(size), "B/profile")
 }

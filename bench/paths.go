@@ -38,13 +38,6 @@ func CallPath(id, i int, leaf func(int)) {
 	trunk(trunkDepth, digits, n, i, leaf)
 }
 
-// ShallowPath is CallPath without the trunk: its stacks stay well under the
-// 32 frames that runtime.MemProfile keeps.
-func ShallowPath(id, i int, leaf func(int)) {
-	digits, n := pathDigits(id)
-	descend(digits, n, i, leaf)
-}
-
 // pathDigits returns the digits of path id, four bits each, and how many.
 func pathDigits(id int) (digits uint64, n int) {
 	for v := id + 1; v > 0; v = (v - 1) / 16 {

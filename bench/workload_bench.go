@@ -82,7 +82,7 @@ func runWorkload(b *testing.B, svc *Service, p *profiler.Profiler) {
 	}
 	hits0, misses0, _ := svc.CacheStats()
 	calls0 := hookCalls
-	var samples0 uint64
+	var samples0 int64
 	if p != nil {
 		samples0 = p.Stats().Samples
 	}

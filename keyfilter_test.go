@@ -4,20 +4,22 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"unsafe"
+	"time"
 )
 
 // count returns slot i's counter; the caller holds the slot's shard lock.
 func (c *filterSlots) count(i uint64) uint8 { return c.counts[i] }
 
-// mayContain reports whether the filter in use lets hash h through.
-func (f *keyFilter) mayContain(h uint64) bool { return f.cur.Load().mayContain(h) }
+// newTestTable returns a live table of at most maxLive samples and
+// maxStacks stacks, with the default rate and depth.
+func newTestTable(maxLive, maxStacks int) *liveTable {
+	return newLiveTable(time.Now(), DefaultSamplingRate, defaultStackDepth, maxLive, maxStacks)
+}
 
-// freeVia is Free against tbl, reading the filter where tbl publishes it.
-func freeVia(shared *unsafe.Pointer, tbl *liveTable, k liveKey) {
-	if (*filterSlots)(atomic.LoadPointer(shared)).mayContain(hashKey(k)) {
+// freeVia is Free against tbl: the filter, then the table.
+func freeVia(tbl *liveTable, k liveKey) {
+	if tbl.filter.mayContain(k.key, k.heap) {
 		tbl.remove(k)
 	}
 }
@@ -26,9 +28,7 @@ func freeVia(shared *unsafe.Pointer, tbl *liveTable, k liveKey) {
 // no Free may be lost to a resize (a lost Free leaves a record live for
 // ever), and the filter's counts must match the records afterwards.
 func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
-	tbl := newLiveTable(1<<20, 16)
-	var shared unsafe.Pointer
-	tbl.filter.publish(&shared)
+	tbl := newTestTable(1<<20, 16)
 	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, 1, 8)
 	if gid == 0 {
 		t.Fatal("no group")
@@ -43,7 +43,7 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 			for i := range uintptr(perWorker) {
 				tbl.insert(liveKey{key: base + i, heap: 1}, gid, 0)
 				if i%2 == 1 { // free every other key, right after inserting it
-					freeVia(&shared, tbl, liveKey{key: base + i, heap: 1})
+					freeVia(tbl, liveKey{key: base + i, heap: 1})
 				}
 			}
 		})
@@ -51,9 +51,6 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	wg.Wait()
 
 	after := tbl.filter.cur.Load().slots()
-	if (*filterSlots)(atomic.LoadPointer(&shared)) != tbl.filter.cur.Load() {
-		t.Fatal("the published filter is not the one in use after the resizes")
-	}
 	if after <= before {
 		t.Fatalf("filter did not grow: %d slots before and after %d live keys", before, tbl.count.Load())
 	}
@@ -62,7 +59,7 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 	}
 	for w := range workers {
 		for i := uintptr(0); i < perWorker; i += 2 {
-			freeVia(&shared, tbl, liveKey{key: uintptr(w)<<28 + i, heap: 1})
+			freeVia(tbl, liveKey{key: uintptr(w)<<28 + i, heap: 1})
 		}
 	}
 	if n := tbl.count.Load(); n != 0 {
@@ -85,7 +82,7 @@ func TestKeyFilterGrowsUnderConcurrency(t *testing.T) {
 // The filter never grows past sixteen slots per allowed live sample, nor
 // below its minimum.
 func TestKeyFilterBound(t *testing.T) {
-	tbl := newLiveTable(2000, 16)
+	tbl := newTestTable(2000, 16)
 	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, 1, 8)
 	for i := range uintptr(2000) {
 		tbl.insert(liveKey{key: i, heap: 1}, gid, 0)
@@ -93,7 +90,7 @@ func TestKeyFilterBound(t *testing.T) {
 	if n := tbl.filter.cur.Load().slots(); n != 32768 {
 		t.Errorf("filter has %d slots for at most 2000 live samples, want 32768 (16 per sample, rounded up to a power of two)", n)
 	}
-	tbl = newLiveTable(10, 16)
+	tbl = newTestTable(10, 16)
 	if n := tbl.filter.cur.Load().slots(); n != minFilterSlots {
 		t.Errorf("filter has %d slots for at most 10 live samples, want the minimum %d", n, minFilterSlots)
 	}
@@ -219,58 +216,10 @@ func TestKeyHashSpreadsStructuredKeys(t *testing.T) {
 	}
 }
 
-// freeFiltered is mayContain(hashKey(k)) written out for the inlining
-// budget; the two must agree on every key, or a Free would be lost.
-func TestFreeFilteredMatchesFilter(t *testing.T) {
-	tbl := newLiveTable(1<<16, 16)
-	var shared unsafe.Pointer
-	tbl.filter.publish(&shared)
-	gid := tbl.groups.find(tbl.stacks, 1, 0, []uintptr{1}, 1, 8)
-	h := NewHeap("filter-agrees")
-	r := rand.New(rand.NewPCG(9, 10))
-	var live []uintptr
-	for range 4000 { // enough to grow the filter twice
-		live = append(live, uintptr(r.Uint64()))
-		tbl.insert(liveKey{key: live[len(live)-1], heap: h.id}, gid, 0)
-	}
-	saved := atomic.SwapPointer(&liveFilter, shared)
-	defer atomic.StorePointer(&liveFilter, saved)
-	for _, key := range live {
-		listed := false
-		freeFiltered(key, h, func(uintptr, *Heap) { listed = true })
-		if !listed {
-			t.Fatalf("live key %#x: freeFiltered rules it out; its Free would be lost", key)
-		}
-	}
-	var passed, both int
-	for range 200000 {
-		key := uintptr(r.Uint64())
-		if r.IntN(4) == 0 {
-			key = uintptr(r.Uint64N(1 << 16)) // dense keys too
-		}
-		listed := false
-		freeFiltered(key, h, func(uintptr, *Heap) { listed = true })
-		want := tbl.filter.mayContain(hashKey(liveKey{key: key, heap: h.id}))
-		if listed != want {
-			t.Fatalf("key %#x: freeFiltered passes it %v, the filter says %v", key, listed, want)
-		}
-		if listed {
-			passed++
-		}
-		both++
-	}
-	if passed == 0 {
-		t.Fatalf("no key of %d passed the filter; the comparison checked only one side", both)
-	}
-	t.Logf("%d of %d keys passed", passed, both)
-}
-
-// Free reads the running profiler's filter from liveFilter. Across Starts
-// and Stops, with hook calls running all along and growing each table's
-// filter, liveFilter must show the filter in use while a profiler runs (or
-// Frees would be lost) and the empty one after Stop (or a stopped
-// profiler's filter would be kept alive and consulted).
-func TestLiveFilterAcrossRestarts(t *testing.T) {
+// Across Starts and Stops, with hook calls running all along and growing
+// each table's filter, no Free may be lost: Free reads the filter of the
+// running profiler's table, whichever it is and however often it grew.
+func TestFreeAcrossRestarts(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range 2 {
@@ -298,25 +247,11 @@ func TestLiveFilterAcrossRestarts(t *testing.T) {
 		for i := range uintptr(2000) { // grows the filter twice
 			h.Alloc(i, 8)
 		}
-		// The other goroutines may grow the filter between the two loads;
-		// a few tries see them agree once it is at its largest.
-		same := false
-		for range 100 {
-			if same = atomic.LoadPointer(&liveFilter) == unsafe.Pointer(p.table.filter.cur.Load()); same {
-				break
-			}
-		}
-		if !same {
-			t.Fatalf("cycle %d: liveFilter is not the running profiler's filter", cycle)
-		}
 		for i := range uintptr(2000) {
 			h.Free(i)
 		}
 		if err := p.Stop(); err != nil {
 			t.Fatal(err)
-		}
-		if got := atomic.LoadPointer(&liveFilter); got != unsafe.Pointer(noFilter) {
-			t.Fatalf("cycle %d: liveFilter after Stop is not the empty filter", cycle)
 		}
 		var left int
 		for k := range p.table.shards {
