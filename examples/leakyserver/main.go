@@ -177,11 +177,11 @@ func (r *result) print(w io.Writer, cfg config) {
 	dir := quote(r.dir)
 	age := ageFilter(cfg.duration)
 	fmt.Fprintf(w, "\n%d heap profiles in %s\n", len(r.files), r.dir)
-	fmt.Fprintf(w, "\nfind the leaks (from the repository root):\n")
+	fmt.Fprintf(w, "\nfind the leaks (install leakhunt with go install ./cmd/leakhunt):\n")
 	for _, c := range []string{
 		// -old: the default, 1h, is for production; this run is short.
-		"go run ./cmd/leakhunt rank -old " + age + " " + dir,
-		"go run ./cmd/leakhunt diff " + first + " " + last,
+		"leakhunt rank -old " + age + " " + dir,
+		"leakhunt diff " + first + " " + last,
 		"go tool pprof -top -tagfocus=age=" + age + ": " + last,
 		"go tool pprof -top -tagfocus=tenant=" + leakyTenant + " " + last,
 		"go tool pprof -top -tagfocus=heap=bufpool " + last,

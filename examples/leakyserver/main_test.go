@@ -37,6 +37,14 @@ func TestLeakyServer(t *testing.T) {
 	var out bytes.Buffer
 	res.print(&out, cfg)
 	t.Logf("output:\n%s", out.Bytes())
+	// The commands are printed as the README has users run them: leakhunt
+	// installed, pprof through the go command.
+	for _, line := range strings.Split(out.String(), "\n") {
+		if c, ok := strings.CutPrefix(line, "  "); ok && strings.Contains(c, ".pb.gz") &&
+			!strings.HasPrefix(c, "leakhunt ") && !strings.HasPrefix(c, "go tool pprof ") {
+			t.Errorf("printed command %q is neither leakhunt nor go tool pprof", c)
+		}
+	}
 
 	// A profile a second and the final one from Stop.
 	if len(res.files) < 3 {
