@@ -64,20 +64,25 @@ func TestAgeLabelWithPprofTagfocus(t *testing.T) {
 		t.Errorf("new objects have ages %v, want [0]", got)
 	}
 
-	for _, tc := range []struct{ filter, shows, hides string }{
+	cases := []struct{ filter, shows, hides string }{
 		{"-tagfocus=age=1hr:", "allocOld", "allocNew"},
 		{"-tagfocus=age=7200s:", "allocOld", "allocNew"},
 		{"-tagignore=age=1hr:", "allocNew", "allocOld"},
 		{"-tagfocus=age=:10s", "allocNew", "allocOld"},
-	} {
-		out := pproftest.Run(t, "-top", tc.filter, path)
-		if !strings.Contains(out, tc.shows) || strings.Contains(out, tc.hides) {
+	}
+	var runs [][]string
+	for _, tc := range cases {
+		runs = append(runs, []string{"-top", tc.filter, path})
+	}
+	outs := pproftest.RunAll(t, runs...)
+	for i, tc := range cases {
+		if out := outs[i]; !strings.Contains(out, tc.shows) || strings.Contains(out, tc.hides) {
 			t.Errorf("go tool pprof -top %s: want %s and not %s:\n%s", tc.filter, tc.shows, tc.hides, out)
 		}
 	}
 	// 10 objects of 4 KiB are old: the in-use total under the filter.
-	if out := pproftest.Run(t, "-top", "-tagfocus=age=1hr:", path); !strings.Contains(out, "40kB") {
-		t.Errorf("go tool pprof -top -tagfocus=age=1hr: does not total 40kB:\n%s", out)
+	if !strings.Contains(outs[0], "40kB") {
+		t.Errorf("go tool pprof -top -tagfocus=age=1hr: does not total 40kB:\n%s", outs[0])
 	}
 }
 

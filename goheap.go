@@ -56,21 +56,16 @@ func (r *goHeapReader) read(gcFirst bool, rateBefore int) (*goHeapProfile, error
 	if gcFirst {
 		runtime.GC()
 	}
-	// A GC cycle that ends during the read leaves it unknown which cycle
-	// the figures are of; the read is then taken again, a few times at
-	// most, and dated as of the later cycle if they keep ending.
-	var figuresAt time.Time
-	for try := 0; ; try++ {
-		cycles := gcCycles()
-		r.gz.Reset()
-		if err := pprof.Lookup("heap").WriteTo(&r.gz, 0); err != nil {
-			return nil, fmt.Errorf("reading the Go heap profile: %w", err)
-		}
-		figuresAt = goHeapFiguresAt(gcFirst && try == 0)
-		if gcCycles() == cycles || try == 2 {
-			break
-		}
+	r.gz.Reset()
+	if err := pprof.Lookup("heap").WriteTo(&r.gz, 0); err != nil {
+		return nil, fmt.Errorf("reading the Go heap profile: %w", err)
 	}
+	// Right after the read. A GC cycle that ended during it may leave the
+	// figures a cycle older than dated; reading again until no cycle ends
+	// would take two or three reads in a program whose cycles come every
+	// few milliseconds, for an error of one cycle in a rate fitted over
+	// many.
+	figuresAt := goHeapFiguresAt(gcFirst)
 	if figuresAt.IsZero() {
 		figuresAt = time.Now()
 	}
@@ -94,4 +89,23 @@ func (r *goHeapReader) read(gcFirst bool, rateBefore int) (*goHeapProfile, error
 		rateBefore: rateBefore,
 	}
 	return &r.prof, nil
+}
+
+// goHeapSampleCounts returns the runtime's sampled Go heap objects, in all
+// and still in use (as of the GC before the last), reading the records
+// into buf, which it returns grown for the next call.
+func goHeapSampleCounts(buf []runtime.MemProfileRecord) (samples, live int64, _ []runtime.MemProfileRecord) {
+	for {
+		n, ok := runtime.MemProfile(buf, true)
+		if !ok {
+			// Room for records added before the next call.
+			buf = make([]runtime.MemProfileRecord, n+n/8+16)
+			continue
+		}
+		for _, r := range buf[:n] {
+			samples += r.AllocObjects
+			live += r.InUseObjects()
+		}
+		return samples, live, buf
+	}
 }

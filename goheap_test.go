@@ -150,8 +150,8 @@ func TestGoHeapAndHookInOneFile(t *testing.T) {
 		t.Fatalf("heaps in profile: %v, want go and offheap", heaps)
 	}
 
-	goOnly := pproftest.Run(t, "-top", "-tagfocus=heap=go", path)
-	hookOnly := pproftest.Run(t, "-top", "-tagignore=heap=go", path)
+	outs := pproftest.RunAll(t, []string{"-top", "-tagfocus=heap=go", path}, []string{"-top", "-tagignore=heap=go", path})
+	goOnly, hookOnly := outs[0], outs[1]
 	const goLeaf, hookLeaf = "profiler_test.leakAtBottom", "profiler_test.hookLeak"
 	if !strings.Contains(goOnly, goLeaf) || strings.Contains(goOnly, hookLeaf) {
 		t.Errorf("-tagfocus=heap=go shows the wrong part:\n%s", goOnly)

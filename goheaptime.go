@@ -2,7 +2,6 @@ package profiler
 
 import (
 	"runtime/debug"
-	"runtime/metrics"
 	"time"
 )
 
@@ -59,13 +58,4 @@ func goHeapFiguresAt(gcForced bool) time.Time {
 		return time.Time{}
 	}
 	return s.PauseEnd[back]
-}
-
-// gcCycles returns the number of GC cycles completed, without stopping the
-// world: a read of the heap profile between two equal counts is dated
-// right by goHeapFiguresAt.
-func gcCycles() uint64 {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
 }

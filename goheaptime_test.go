@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -44,6 +45,13 @@ func markerPublished(t *testing.T, marker func()) bool {
 // automaticGC allocates garbage until the runtime has ended a GC cycle of
 // its own, which, unlike runtime.GC, does not publish its heap profile
 // early.
+// gcCycles returns the number of GC cycles completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
 func automaticGC(t *testing.T) {
 	t.Helper()
 	start := gcCycles()

@@ -35,12 +35,7 @@ var (
 	heapNames = []string{defaultHeapName} // by Heap.id
 )
 
-const (
-	defaultHeapName = "default"
-
-	// goHeapName labels samples of the Go runtime's own heap.
-	goHeapName = leakrank.GoHeap
-)
+const defaultHeapName = "default"
 
 // NewHeap returns a new Heap whose samples are labelled heap=name. Each call
 // returns a distinct key space, even for a name used before. NewHeap panics
@@ -49,7 +44,7 @@ func NewHeap(name string) *Heap {
 	if name == "" {
 		panic("profiler: NewHeap with an empty name")
 	}
-	if name == goHeapName {
+	if name == leakrank.GoHeap {
 		panic(`profiler: NewHeap("go"): the name "go" labels the Go runtime's own heap`)
 	}
 	heapsMu.Lock()
@@ -62,7 +57,11 @@ func NewHeap(name string) *Heap {
 }
 
 // Name returns the heap's name, the value of its samples' heap label.
-func (h *Heap) Name() string { return heapName(h.key()) }
+func (h *Heap) Name() string {
+	heapsMu.Lock()
+	defer heapsMu.Unlock()
+	return heapNames[h.key()]
+}
 
 // key returns the heap's id, 0 (the default heap) for a nil Heap.
 func (h *Heap) key() uint32 {
@@ -72,11 +71,11 @@ func (h *Heap) key() uint32 {
 	return h.id
 }
 
-// heapName returns the name of the heap with the given id.
-func heapName(id uint32) string {
+// appendHeapNames appends the name of every heap, by id.
+func appendHeapNames(dst []string) []string {
 	heapsMu.Lock()
 	defer heapsMu.Unlock()
-	return heapNames[id&^trackedBit]
+	return append(dst, heapNames...)
 }
 
 // Alloc reports that size bytes were allocated under key in this heap. If
@@ -134,20 +133,20 @@ func Free(key uintptr) {
 // bytes or less) share memory blocks with others and may never be cleaned
 // up; do not Track them. Track panics if obj is nil.
 //
-// Only Go heap objects are recorded. An object elsewhere (memory from mmap,
-// C or an arena, or a package-level variable the linker placed in the
-// binary) is never recorded, on any call, and never panics; when such a
-// call is sampled it is counted in Stats.TrackRejected. Report that memory
-// with Alloc and Free instead.
+// Memory outside the Go heap (from mmap, C or an arena) is never recorded,
+// on any call, and never panics; a sampled call on it is counted in
+// Stats.TrackRejected. Report that memory with Alloc and Free instead. A
+// package-level variable is recorded and stays live, as it does.
 func Track[T any](obj *T) {
 	trackObject(context.Background(), unsafe.Pointer(obj), 0, int(unsafe.Sizeof(*obj)))
 }
 
 // TrackIn is Track into heap h (nil for the default heap), with the pprof
 // labels in ctx recorded on a sampled object (see Heap.AllocContext; pass
-// context.Background() for none) and a footprint of size bytes, for objects that hold more
-// than their type's size, such as a struct owning a large buffer. Pass
-// int(unsafe.Sizeof(*obj)) for an object that holds just itself.
+// context.Background() for none) and a footprint of size bytes, for
+// objects that hold more than their type's size, such as a struct owning a
+// large buffer. Pass int(unsafe.Sizeof(*obj)) for an object that holds
+// just itself.
 func TrackIn[T any](ctx context.Context, h *Heap, obj *T, size int) {
 	trackObject(ctx, unsafe.Pointer(obj), h.key(), size)
 }
@@ -218,15 +217,16 @@ func (p *Profiler) track(ctx context.Context, ptr unsafe.Pointer, heap uint32, s
 	if !p.sampler.sampled(size) {
 		return
 	}
-	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-	pcs := buf[:runtime.Callers(skipTrack, buf[:p.depth])]
+	// The cleanup comes first: runtime.AddCleanup refuses memory outside
+	// the Go heap, which is then left out before it counts anywhere.
 	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: heap | trackedBit}
-	kept := p.record(k, size, p.labelsOf(ctx), pcs)
-	stackBufs.Put(buf)
-	if kept && !addCleanup(ptr, trackedRef{table: p.table, key: k}) {
-		p.table.remove(k)
+	if !addCleanup(ptr, trackedRef{table: p.table, key: k}) {
 		p.table.trackRejected.Add(1)
+		return
 	}
+	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
+	p.record(k, size, p.labelsOf(ctx), buf[:runtime.Callers(skipTrack, buf[:p.depth])])
+	stackBufs.Put(buf)
 }
 
 // stackBufs holds the buffers stacks are captured into, each put back

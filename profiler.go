@@ -64,8 +64,8 @@ type Profiler struct {
 	lastFlush    atomic.Int64 // nanoseconds
 	lastErr      atomic.Pointer[error]
 
-	// The Go heap's sampled objects behind the last profile.
-	goSamples, goLive atomic.Int64
+	statsMu      sync.Mutex
+	goHeapCounts []runtime.MemProfileRecord // Stats' buffer
 }
 
 // Start validates opts, starts the process-wide profiler and its background
@@ -257,17 +257,14 @@ func (p *Profiler) profile(now time.Time) ([]byte, error) {
 		}
 	}
 	p.table.snapshot(&p.snap, now)
-	data, counts, err := p.enc.encode(&p.snap, goHeap)
-	if err == nil && goHeap != nil {
-		p.goSamples.Store(counts.samples)
-		p.goLive.Store(counts.live)
-	}
-	return data, err
+	p.snap.heapNames = appendHeapNames(p.snap.heapNames[:0])
+	return p.enc.encode(&p.snap, goHeap)
 }
 
-// Stats is a snapshot of a profiler's counters. Counts of the Go heap are
-// those of the last profile written: the runtime's sampled objects behind
-// its figures, since the process started.
+// Stats is a snapshot of a profiler's counters. The Go heap's counts are
+// the runtime's sampled objects since the process started, read when Stats
+// is called (in use as of the GC before the last, as in the profiles), and
+// zero with the Go heap source off.
 type Stats struct {
 	Samples           int64 // sampled allocations: the hook's since Start, and the Go heap's
 	LiveSamples       int64 // sampled allocations not yet freed, of both
@@ -290,8 +287,6 @@ type Stats struct {
 func (p *Profiler) Stats() Stats {
 	t := p.table
 	s := Stats{
-		GoHeapSamples:     p.goSamples.Load(),
-		GoHeapLiveSamples: p.goLive.Load(),
 		Dropped:           t.droppedLive.Load() + t.droppedGroup.Load(),
 		TrackRejected:     t.trackRejected.Load(),
 		Stacks:            t.stacks.count.Load(),
@@ -300,6 +295,11 @@ func (p *Profiler) Stats() Stats {
 		FilesWritten:      p.filesWritten.Load(),
 		WriteErrors:       p.writeErrors.Load(),
 		LastFlushDuration: time.Duration(p.lastFlush.Load()),
+	}
+	if p.cfg.goHeap {
+		p.statsMu.Lock()
+		s.GoHeapSamples, s.GoHeapLiveSamples, p.goHeapCounts = goHeapSampleCounts(p.goHeapCounts)
+		p.statsMu.Unlock()
 	}
 	s.Samples = t.samples.Load() + s.GoHeapSamples
 	s.LiveSamples = t.count.Load() + s.GoHeapLiveSamples

@@ -156,6 +156,7 @@ func TestProfileFiles(t *testing.T) {
 	wantSlabs := [][4]int64{{2, 6 * mib, 2, 6 * mib}, {2, 6 * mib, 1, 3 * mib}}
 	for i, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel() // each reads its own file
 			prof := pproftest.Parse(t, path)
 			checkShape(t, prof, 1)
 			if prof.TimeNanos < begin.UnixNano() || prof.TimeNanos > end.UnixNano() {
@@ -266,14 +267,19 @@ func checkMapping(t *testing.T, prof *profile.Profile) {
 // says users do.
 func checkPprofTool(t *testing.T, path string, rate int) {
 	t.Helper()
-	top := pproftest.Run(t, "-top", path)
+	outs := pproftest.RunAll(t,
+		[]string{"-top", path},
+		[]string{"-raw", path},
+		[]string{"-top", "-unit=B", "-tagfocus=heap=cmem", path},
+		[]string{"-top", "-sample_index=alloc_objects", "-tagfocus=heap=slabs", path},
+	)
+	top, raw, cmem, slabs := outs[0], outs[1], outs[2], outs[3]
 	for _, leaf := range []string{"allocCMem", "allocSlab"} {
 		if !strings.Contains(top, pkgPath+leaf) {
 			t.Errorf("-top does not show %s:\n%s", leaf, top)
 		}
 	}
 
-	raw := pproftest.Run(t, "-raw", path)
 	for _, want := range []string{
 		"PeriodType: space bytes\n",
 		"Period: " + strconv.Itoa(rate) + "\n",
@@ -289,11 +295,9 @@ func checkPprofTool(t *testing.T, path string, rate int) {
 
 	// -tagfocus on the heap label shows one heap alone: its in-use bytes,
 	// exact at rate 1, and nothing of the other.
-	cmem := pproftest.Run(t, "-top", "-unit=B", "-tagfocus=heap=cmem", path)
 	if !regexp.MustCompile(`(?m)^\s*2097152B .*allocCMem$`).MatchString(cmem) || strings.Contains(cmem, "allocSlab") {
 		t.Errorf("-tagfocus=heap=cmem: want allocCMem with 2097152B and no allocSlab:\n%s", cmem)
 	}
-	slabs := pproftest.Run(t, "-top", "-sample_index=alloc_objects", "-tagfocus=heap=slabs", path)
 	if !regexp.MustCompile(`(?m)^\s*2 .*allocSlab$`).MatchString(slabs) || strings.Contains(slabs, "allocCMem") {
 		t.Errorf("-tagfocus=heap=slabs: want allocSlab with 2 objects and no allocCMem:\n%s", slabs)
 	}
@@ -1209,5 +1213,74 @@ func TestMaxLiveSamplesUpfrontMemory(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
 		t.Errorf("Start with WithMaxLiveSamples(1<<30) allocated %d bytes up front, want at most 16 MiB", got)
+	}
+}
+
+// A nil *Heap and a zero Heap are the default heap: their calls record
+// under heap=default, share its keys, and name it.
+func TestNilAndZeroHeapAreDefault(t *testing.T) {
+	p, _ := startProfiler(t, profiler.WithSamplingRate(1), profiler.WithGoHeap(false))
+	var nilHeap *profiler.Heap
+	zero := &profiler.Heap{}
+	if nilHeap.Name() != "default" || zero.Name() != "default" {
+		t.Errorf("names %q and %q, want default", nilHeap.Name(), zero.Name())
+	}
+	nilHeap.Alloc(1, 100)
+	zero.AllocContext(context.Background(), 2, 200)
+	profiler.Alloc(3, 300)
+	if n := p.Stats().LiveSamples; n != 3 {
+		t.Fatalf("%d live samples, want 3", n)
+	}
+	zero.Free(1) // a key of the nil Heap: the same heap
+	nilHeap.Free(3)
+	profiler.Free(2)
+	if n := p.Stats().LiveSamples; n != 0 {
+		t.Fatalf("%d live samples after freeing each key through another handle of the default heap, want 0", n)
+	}
+	nilHeap.Alloc(4, 400)
+	prof := pproftest.Parse(t, flushOK(t, p))
+	for _, s := range prof.Sample {
+		if h := s.Label["heap"]; len(h) != 1 || h[0] != "default" {
+			t.Errorf("sample with heap label %v, want [default]", h)
+		}
+	}
+}
+
+//go:noinline
+func goHeapOnlySite() [][]byte {
+	var keep [][]byte
+	for range 2000 {
+		keep = append(keep, make([]byte, 4096))
+	}
+	return keep
+}
+
+// A program that uses no hook still sees samples counted, in Stats and in
+// the profile's comments: those of the Go heap.
+func TestStatsCountGoHeap(t *testing.T) {
+	p, _ := startProfiler(t, profiler.WithSamplingRate(4096), profiler.WithGCBeforeSnapshot(true))
+	keep := goHeapOnlySite()
+	prof := pproftest.Parse(t, flushOK(t, p)) // after a GC: the objects are published
+	s := p.Stats()
+	runtime.KeepAlive(keep)
+	// 2000 objects of 4 KiB at rate 4096 are each sampled with
+	// p = 1-exp(-1) ≈ 0.63: about 1264 live samples, of which five
+	// standard deviations (sqrt(n·p·(1-p)) ≈ 22) lie above 1150.
+	if s.GoHeapLiveSamples < 1150 || s.GoHeapSamples < s.GoHeapLiveSamples {
+		t.Errorf("Stats %+v: want at least 1150 Go heap live samples, and samples ≥ live", s)
+	}
+	if s.Samples != s.GoHeapSamples || s.LiveSamples != s.GoHeapLiveSamples {
+		t.Errorf("Stats %+v: with no hook call, Samples and LiveSamples must be the Go heap's", s)
+	}
+	// The comments count the samples behind the profile's figures, read
+	// back from the runtime's scaled ones: close to Stats, read after.
+	var samples, live int64
+	for _, c := range prof.Comments {
+		if n, _ := fmt.Sscanf(c, "samples=%d live=%d ", &samples, &live); n == 2 {
+			break
+		}
+	}
+	if live < 1150 || live > s.LiveSamples+s.LiveSamples/20 || samples < live {
+		t.Errorf("profile comments %q: want samples ≥ live ≥ 1150, live within 5 %% of Stats' %d", prof.Comments, s.LiveSamples)
 	}
 }

@@ -362,11 +362,11 @@ func TestInlinedCallerLines(t *testing.T) {
 	}
 	checkNoLibraryFrames(t, prof)
 
-	raw := pproftest.Run(t, "-raw", path)
+	outs := pproftest.RunAll(t, []string{"-raw", path}, []string{"-top", path})
+	raw, top := outs[0], outs[1]
 	if !strings.Contains(raw, want[0]) {
 		t.Errorf("go tool pprof -raw does not show %s:\n%s", want[0], raw)
 	}
-	top := pproftest.Run(t, "-top", path)
 	if !strings.Contains(top, want[0]) {
 		t.Errorf("go tool pprof -top does not show %s:\n%s", want[0], top)
 	}

@@ -270,7 +270,7 @@ type tableSnapshot struct {
 	start     time.Time // when the profiler started
 	rate      int64
 	depth     int
-	heapNames []string      // by heap id
+	heapNames []string      // by heap id; filled in by the profiler
 	labelSets [][]labelPair // by label set id - 1
 
 	// groups are sorted for output (compareGroups); the age buckets of the
@@ -295,9 +295,6 @@ type groupCount struct {
 func (t *liveTable) snapshot(s *tableSnapshot, now time.Time) {
 	s.time, s.start, s.rate, s.depth = now, t.start, t.rate, t.depth
 	s.labelSets = t.labels.snapshot()
-	heapsMu.Lock()
-	s.heapNames = append(s.heapNames[:0], heapNames...)
-	heapsMu.Unlock()
 
 	// Live records are listed after the groups: a group created since has
 	// an id beyond them, and its records wait for the next profile.

@@ -24,6 +24,9 @@ const (
 	truncatedFrame = "[truncated]"        // root end cut at the stack depth
 	overflowFrame  = "[stack table full]" // stack not stored: too many distinct stacks
 
+	// goHeapName is the heap label of the Go runtime's samples.
+	goHeapName = leakrank.GoHeap
+
 	// ownFrame stands for the profiler's own Go memory (its tables, stacks,
 	// the profiles it builds) in place of the stack that allocated it,
 	// which would lead through the hook into the caller's code and look
@@ -87,7 +90,7 @@ type locKey struct {
 }
 
 // goHeapCounts are the runtime's sampled objects behind the Go heap's part
-// of a profile.
+// of a profile, which its comments report.
 type goHeapCounts struct{ samples, live int64 }
 
 func newEncoder(symbolize func(uintptr) symbol, maps []*profile.Mapping) *encoder {
@@ -123,8 +126,8 @@ func newEncoder(symbolize func(uintptr) symbol, maps []*profile.Mapping) *encode
 }
 
 // encode returns the profile of t, with the samples of goHeap (nil when
-// off), gzipped, and the Go heap's sample counts.
-func (e *encoder) encode(t *tableSnapshot, goHeap *goHeapProfile) ([]byte, goHeapCounts, error) {
+// off), gzipped.
+func (e *encoder) encode(t *tableSnapshot, goHeap *goHeapProfile) ([]byte, error) {
 	b := e.buf[:0]
 	for _, st := range sampleTypes {
 		b = e.appendValueType(b, fieldSampleType, st[0], st[1])
@@ -147,7 +150,7 @@ func (e *encoder) encode(t *tableSnapshot, goHeap *goHeapProfile) ([]byte, goHea
 		var err error
 		if b, counts, err = e.appendGoHeap(b, goHeap.data); err != nil {
 			e.buf = b
-			return nil, counts, fmt.Errorf("reading the Go heap profile: %w", err)
+			return nil, fmt.Errorf("reading the Go heap profile: %w", err)
 		}
 	}
 
@@ -176,12 +179,12 @@ func (e *encoder) encode(t *tableSnapshot, goHeap *goHeapProfile) ([]byte, goHea
 		e.zw.Reset(&e.gz)
 	}
 	if _, err := e.zw.Write(b); err != nil {
-		return nil, counts, fmt.Errorf("compressing profile: %w", err)
+		return nil, fmt.Errorf("compressing profile: %w", err)
 	}
 	if err := e.zw.Close(); err != nil {
-		return nil, counts, fmt.Errorf("compressing profile: %w", err)
+		return nil, fmt.Errorf("compressing profile: %w", err)
 	}
-	return bytes.Clone(e.gz.Bytes()), counts, nil
+	return bytes.Clone(e.gz.Bytes()), nil
 }
 
 // comments describes the profile: rates, counts and anything dropped.
@@ -444,7 +447,7 @@ func (e *encoder) function(name, file string) uint64 {
 
 // ownPrefixes are the function name prefixes of this module's library code.
 var ownPrefixes = func() []string {
-	pkg := reflect.TypeFor[Profiler]().PkgPath()
+	pkg := reflect.TypeFor[encoder]().PkgPath()
 	return []string{pkg + ".", pkg + "/internal/"}
 }()
 

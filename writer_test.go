@@ -143,16 +143,13 @@ func encodeFixture(t *testing.T, seed uint64) []byte {
 	}
 
 	e := newEncoder(symbolize, maps)
-	data, counts, err := e.encode(&snap, &goHeapProfile{
+	data, err := e.encode(&snap, &goHeapProfile{
 		data:       raw.Bytes(),
 		figuresAt:  time.Date(2026, 12, 2, 9, 59, 30, 0, time.UTC),
 		rateBefore: 512 * 1024,
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if counts.samples == 0 || counts.live == 0 {
-		t.Errorf("Go heap counts %+v, want some samples", counts)
 	}
 	return data
 }

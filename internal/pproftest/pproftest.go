@@ -5,11 +5,14 @@ package pproftest
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/pprof/profile"
@@ -43,15 +46,36 @@ func Parse(t testing.TB, path string) *profile.Profile {
 // context ends first.
 func Run(t testing.TB, args ...string) string {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), goTool(), append([]string{"tool", "pprof"}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("pproftest: go tool pprof %s: %v\nstdout:\n%s\nstderr:\n%s",
-			strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
-		return ""
+	return RunAll(t, args)[0]
+}
+
+// RunAll runs `go tool pprof` once for each list of arguments, all at
+// once, and returns their standard outputs in the same order: a pprof run
+// is mostly waiting for the go command and pprof to start, so independent
+// runs need not wait for each other. It fails the test as Run does, after
+// all have ended.
+func RunAll(t testing.TB, runs ...[]string) []string {
+	t.Helper()
+	outs := make([]string, len(runs))
+	errs := make([]error, len(runs))
+	var wg sync.WaitGroup
+	for i, args := range runs {
+		wg.Go(func() {
+			cmd := exec.CommandContext(t.Context(), goTool(), append([]string{"tool", "pprof"}, args...)...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				errs[i] = fmt.Errorf("go tool pprof %s: %v\nstdout:\n%s\nstderr:\n%s",
+					strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
+			}
+			outs[i] = stdout.String()
+		})
 	}
-	return stdout.String()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("pproftest: %v", err)
+	}
+	return outs
 }
 
 // goTool returns the go command: the one on PATH, else the one of the
