@@ -22,13 +22,12 @@ import (
 // straight into its own location tables, so a steady-state profile builds
 // no Location or Function again.
 //
-// In-use figures lag: the runtime publishes a sampled allocation as in use
-// only once the GC cycle that follows it completes, and a free once it has
-// been swept, so the heap profile describes the heap as of a recent GC, not
-// now (see the memRecord comment in runtime/mprof.go). Forcing a GC before
-// each read would make the figures current at the cost of a full
-// collection per profile, so it is an option (WithGCBeforeSnapshot), not
-// the default; each profile says when its Go heap figures were taken.
+// In-use figures lag: the runtime publishes the heap as of the GC cycle
+// before the last one, not now (goheaptime.go says why). Forcing a GC
+// before each read makes them current at the cost of a full collection per
+// profile, so it is an option (WithGCBeforeSnapshot), not the default;
+// each profile says when its Go heap figures were taken, and cmd/leakhunt
+// measures growth against that time.
 
 // goHeapProfile is one read of the runtime's heap profile.
 type goHeapProfile struct {

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
+	"weak"
 
 	"github.com/leakhunt/profiler/internal/leakrank"
 )
@@ -220,7 +221,7 @@ func (p *Profiler) track(ctx context.Context, ptr unsafe.Pointer, heap uint32, s
 	// The cleanup comes first: runtime.AddCleanup refuses memory outside
 	// the Go heap, which is then left out before it counts anywhere.
 	k := liveKey{key: uintptr(p.table.nextTracked.Add(1)), heap: heap | trackedBit}
-	if !addCleanup(ptr, trackedRef{table: p.table, key: k}) {
+	if !addCleanup(ptr, trackedRef{table: weak.Make(p.table), key: k}) {
 		p.table.trackRejected.Add(1)
 		return
 	}
@@ -259,13 +260,19 @@ func addCleanup(ptr unsafe.Pointer, ref trackedRef) (ok bool) {
 	return true
 }
 
-// trackedRef is a cleanup's argument. It must not point to the object.
+// trackedRef is a cleanup's argument. It must not point to the object, and
+// holds the table weakly: a tracked object can outlive its profiler, which
+// must not keep the profiler's tables alive.
 type trackedRef struct {
-	table *liveTable
+	table weak.Pointer[liveTable]
 	key   liveKey
 }
 
-func untrack(r trackedRef) { r.table.remove(r.key) }
+func untrack(r trackedRef) {
+	if t := r.table.Value(); t != nil {
+		t.remove(r.key)
+	}
+}
 
 // record stores a sampled allocation with its stack, exactly the depth
 // deep (whether it was cut is judged when it is written), and its label
@@ -275,7 +282,9 @@ func (p *Profiler) record(k liveKey, size int, labels uint32, pcs []uintptr) boo
 	t.samples.Add(1)
 	gid := t.groups.find(t.stacks, k.heap&^trackedBit, labels, pcs, t.stacks.hash(pcs), int64(size))
 	if gid == 0 {
+		// The allocation replaces whatever was under its key, kept or not.
 		t.droppedGroup.Add(1)
+		t.remove(k)
 		return false
 	}
 	return t.insert(k, gid, t.clock())

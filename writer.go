@@ -198,10 +198,10 @@ func comments(t *tableSnapshot, goHeap *goHeapProfile, counts goHeapCounts) []st
 	if goHeap != nil {
 		gc := ""
 		if goHeap.gcForced {
-			gc = " (GC forced before this profile)"
+			gc = " (here the last: a GC was forced before this profile)"
 		}
 		c = append(c, fmt.Sprintf(
-			"go heap: runtime.MemProfileRate %d while profiling, %d before Start; in-use as of a recent completed GC%s",
+			"go heap: runtime.MemProfileRate %d while profiling, %d before Start; in-use as of the GC before the last%s",
 			t.rate, goHeap.rateBefore, gc))
 		c = append(c, leakrank.GoHeapTimeComment(goHeap.figuresAt))
 	}
