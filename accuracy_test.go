@@ -388,19 +388,19 @@ func TestSamplerScale(t *testing.T) {
 	}
 	// At ≥ 40R the weight is exactly 1.
 	for _, size := range []int64{40_000, 1 << 20, 1 << 30} {
-		if o, b := scale(7, 7*size, 1000); o != 7 || b != 7*size {
+		if o, b := scale(7, float64(7*size), 1000); o != 7 || b != 7*size {
 			t.Errorf("scale(7, 7·%d) at rate 1000 = %d, %d; want 7, %d", size, o, b, 7*size)
 		}
 	}
 	for _, c := range []struct{ count, size int64 }{{1, 1}, {3, 17}, {1000, 1 << 20}, {1 << 30, 1 << 20}} {
-		if o, b := scale(c.count, c.count*c.size, 1); o != c.count || b != c.count*c.size {
+		if o, b := scale(c.count, float64(c.count*c.size), 1); o != c.count || b != c.count*c.size {
 			t.Errorf("rate 1: scale(%d, %d) = %d, %d; want %d, %d", c.count, c.count*c.size, o, b, c.count, c.count*c.size)
 		}
 	}
 	// unscale undoes scale's object count, which Stats relies on to count
 	// the Go heap's samples from its scaled figures.
 	for _, c := range []struct{ count, size, rate int64 }{{1, 16, 1000}, {1000, 1000, 1000}, {12345, 64, DefaultSamplingRate}, {7, 1 << 20, 4096}, {5, 8, 1}} {
-		o, b := scale(c.count, c.count*c.size, c.rate)
+		o, b := scale(c.count, float64(c.count*c.size), c.rate)
 		if got := unscale(o, b, c.rate); math.Abs(float64(got-c.count)) > 1+float64(c.count)*1e-6 {
 			t.Errorf("unscale(scale(%d samples of %d B at rate %d)) = %d", c.count, c.size, c.rate, got)
 		}

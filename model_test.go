@@ -388,7 +388,7 @@ func checkModelTable(t *testing.T, tbl *liveTable, heaps [2]*Heap, ref *modelRef
 	tbl.snapshot(&snap, time.Now())
 	var sumLive int64
 	for _, g := range snap.groups {
-		n := int64(len(snap.liveBuckets(g.group)))
+		n := int64(len(snap.liveBuckets(g.id)))
 		sumLive += n
 		if n != perGroup[g.id] {
 			t.Errorf("group %d (heap %d, %d B): the snapshot says %d live, but %d records point to it", g.id, g.heap, g.size, n, perGroup[g.id])

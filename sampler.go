@@ -158,13 +158,14 @@ func probability(size float64, rate int64) float64 {
 // average size is sampled. For the hook's groups, whose allocations are
 // all of one size, this is exact; the runtime's records hold mixed sizes
 // and runtime/pprof scales them the same way (scaleHeapSample in
-// runtime/pprof/protomem.go).
-func scale(count, bytes, rate int64) (objects, size int64) {
+// runtime/pprof/protomem.go). bytes is a float64 so that count times an
+// absurd size cannot wrap.
+func scale(count int64, bytes float64, rate int64) (objects, size int64) {
 	if count <= 0 || bytes <= 0 {
 		return 0, 0
 	}
-	p := probability(float64(bytes)/float64(count), rate)
-	return saturate(float64(count) / p), saturate(float64(bytes) / p)
+	p := probability(bytes/float64(count), rate)
+	return saturate(float64(count) / p), saturate(bytes / p)
 }
 
 // unscale inverts scale's object count: the sampled allocations behind an
@@ -174,6 +175,15 @@ func unscale(objects, bytes, rate int64) int64 {
 		return 0
 	}
 	return saturate(float64(objects) * probability(float64(bytes)/float64(objects), rate))
+}
+
+// saturatingAdd returns a+b for non-negative a and b, held at MaxInt64
+// rather than wrapping.
+func saturatingAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // saturate rounds x to an int64, holding it at MaxInt64 rather than

@@ -24,6 +24,7 @@ const (
 // interned, so whoever holds a pointer to it reads it without a lock.
 type stack struct {
 	pcs   []uintptr
+	hash  uint64 // the table's hash of pcs
 	order uint64 // sort key for output: a hash of pcs, the same in every run
 	next  *stack // next stack in the same shard with the same hash
 }
@@ -85,6 +86,7 @@ func (t *stackTable) intern(pcs []uintptr, hash uint64) *stack {
 	}
 	st := &stack{
 		pcs:   append([]uintptr(nil), pcs...),
+		hash:  hash,
 		order: orderKey(pcs),
 		next:  s.byHash[hash],
 	}

@@ -14,11 +14,18 @@ import (
 // (heap, stack, size, labels) combination, the unit a profile sample shows.
 // Keeping the live count per group as well means a profile is built from the
 // groups alone, never by walking every live record.
+//
+// Groups are bounded, and a site whose sizes vary freely makes new ones
+// without end, so a group with nothing live is recycled when the table is
+// full: its cumulative allocations, scaled to the estimates they stand
+// for, are added to its (heap, stack, labels) entry among the retired
+// allocations, which profiles report beside the groups. Those entries are
+// bounded too; past the bound they fold into one per heap.
 
 const (
 	defaultMaxLiveSamples = 1 << 17
 	defaultMaxStacks      = 1 << 16
-	maxGroups             = groupChunkSize * groupChunks
+	maxGroups             = groupChunkSize*groupChunks - 1 // ids 1..maxGroups
 	groupChunkSize        = 1 << 10
 	groupChunks           = 1 << 8
 	liveShardBits         = 6
@@ -26,18 +33,22 @@ const (
 )
 
 // group is one (heap, stack, size, labels) combination: the allocations a
-// profile sample describes. Its identity fields never change; its counter
-// is updated atomically by the hook and read by the writer without a lock.
+// profile sample describes. Its identity fields change only under both the
+// table's lock and its recycle lock; its counters are updated atomically.
 // Its live allocations are counted from the live table when a profile is
 // written, together with their ages.
 type group struct {
 	stk    *stack // nil when the stack table was full
-	id     uint32
+	id     uint32 // 0 while the slot is free
 	heap   uint32
 	labels uint32 // label set id, 0 for none
 	size   int64
 	next   *group       // next group with the same hash
 	allocs atomic.Int64 // sampled allocations, cumulative
+
+	// refs counts the group's live records and the finds that will insert
+	// one: while it is above zero the group is not recycled.
+	refs atomic.Int64
 }
 
 // groupTable interns groups. Groups are stored in fixed chunks so that a
@@ -45,24 +56,45 @@ type group struct {
 type groupTable struct {
 	mu     sync.Mutex
 	byHash map[uint64]*group
-	n      atomic.Uint32 // groups in use; ids are 1..n, 0 is "none"
+	n      atomic.Uint32 // highest id used; 0 is "none"
+	free   []uint32      // ids of recycled groups
 	chunks [groupChunks]atomic.Pointer[[groupChunkSize]group]
+	rate   int64 // of the samples, to scale a recycled group's allocations
+
+	// recycleMu is held by recycling, which rewrites groups, and shared by
+	// a snapshot while the live records it lists refer to them.
+	recycleMu sync.RWMutex
+	retired   map[retiredKey]*retiredAllocs // under mu
 }
+
+// retiredKey is what recycled groups' allocations are kept by: their heap,
+// stack and labels, or their heap alone (folded) past the entries' bound.
+type retiredKey struct {
+	stk          *stack
+	heap, labels uint32
+	folded       bool
+}
+
+// retiredAllocs are the estimated objects and bytes that recycled groups
+// allocated, already scaled; they only grow, and saturate.
+type retiredAllocs struct{ objects, bytes int64 }
 
 func (t *groupTable) get(id uint32) *group {
 	return &t.chunks[id/groupChunkSize].Load()[id%groupChunkSize]
 }
 
-// find returns the id of the group with these fields, creating it if new.
-// A stack that does not fit in the stack table lands in its heap's overflow
-// group for that size (stk == nil), so its bytes still count. find returns
-// 0 when the group table is full.
+// find returns the id of the group with these fields, creating it if new,
+// with a reference the caller must pass to the live table's insert. A stack
+// that does not fit in the stack table lands in its heap's overflow group
+// for that size (stk == nil), so its bytes still count. find returns 0
+// when every group has live allocations.
 func (t *groupTable) find(stacks *stackTable, heap, labels uint32, pcs []uintptr, pcHash uint64, size int64) uint32 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h := groupHash(pcHash, heap, labels, size)
 	for g := t.byHash[h]; g != nil; g = g.next {
 		if g.heap == heap && g.labels == labels && g.size == size && g.stk.matches(pcs) {
+			g.refs.Add(1)
 			return g.id
 		}
 	}
@@ -71,12 +103,13 @@ func (t *groupTable) find(stacks *stackTable, heap, labels uint32, pcs []uintptr
 		h = groupHash(0, heap, labels, size)
 		for g := t.byHash[h]; g != nil; g = g.next {
 			if g.heap == heap && g.labels == labels && g.size == size && g.stk == nil {
+				g.refs.Add(1)
 				return g.id
 			}
 		}
 	}
-	id := t.n.Load() + 1
-	if id >= maxGroups {
+	id := t.freeID()
+	if id == 0 {
 		return 0
 	}
 	c := t.chunks[id/groupChunkSize].Load()
@@ -86,9 +119,97 @@ func (t *groupTable) find(stacks *stackTable, heap, labels uint32, pcs []uintptr
 	}
 	g := &c[id%groupChunkSize]
 	g.id, g.stk, g.heap, g.labels, g.size, g.next = id, stk, heap, labels, size, t.byHash[h]
+	g.allocs.Store(0)
+	g.refs.Store(1)
 	t.byHash[h] = g
-	t.n.Store(id)
 	return id
+}
+
+// freeID returns an unused id, recycling the groups with nothing live if
+// none is left, or 0. The caller holds mu.
+func (t *groupTable) freeID() uint32 {
+	if n := t.n.Load(); n < maxGroups {
+		t.n.Store(n + 1)
+		return n + 1
+	}
+	if len(t.free) == 0 {
+		t.recycle()
+	}
+	if len(t.free) == 0 {
+		return 0
+	}
+	id := t.free[len(t.free)-1]
+	t.free = t.free[:len(t.free)-1]
+	return id
+}
+
+// recycle frees every group with nothing live and no insert on its way,
+// keeping its allocations among the retired ones. The caller holds mu, so
+// no find can take a reference meanwhile.
+func (t *groupTable) recycle() {
+	t.recycleMu.Lock()
+	defer t.recycleMu.Unlock()
+	if t.retired == nil {
+		t.retired = make(map[retiredKey]*retiredAllocs)
+	}
+	for id := uint32(1); id <= t.n.Load(); id++ {
+		g := t.get(id)
+		if g.id == 0 || g.refs.Load() != 0 {
+			continue
+		}
+		t.retire(g)
+		t.unlink(g)
+		*g = group{}
+		t.free = append(t.free, id)
+	}
+}
+
+// retire adds g's allocations to its retired entry, or to its heap's
+// overflow entry when the entries are at their bound.
+func (t *groupTable) retire(g *group) {
+	allocs := g.allocs.Load()
+	if allocs == 0 {
+		return
+	}
+	k := retiredKey{stk: g.stk, heap: g.heap, labels: g.labels}
+	r := t.retired[k]
+	if r == nil {
+		if len(t.retired) >= maxGroups {
+			k = retiredKey{heap: g.heap, folded: true}
+			r = t.retired[k]
+		}
+		if r == nil {
+			r = new(retiredAllocs)
+			t.retired[k] = r
+		}
+	}
+	objects, bytes := scale(allocs, float64(allocs)*float64(g.size), t.rate)
+	r.objects, r.bytes = saturatingAdd(r.objects, objects), saturatingAdd(r.bytes, bytes)
+}
+
+// unlink takes g out of its hash chain.
+func (t *groupTable) unlink(g *group) {
+	var h uint64
+	if g.stk != nil {
+		h = groupHash(g.stk.hash, g.heap, g.labels, g.size)
+	} else {
+		h = groupHash(0, g.heap, g.labels, g.size)
+	}
+	p := t.byHash[h]
+	if p == g {
+		if g.next == nil {
+			delete(t.byHash, h)
+		} else {
+			t.byHash[h] = g.next
+		}
+		return
+	}
+	for ; p != nil; p = p.next {
+		if p.next == g {
+			p.next = g.next
+			return
+		}
+	}
 }
 
 func groupHash(pcHash uint64, heap, labels uint32, size int64) uint64 {
@@ -152,6 +273,7 @@ func newLiveTable(start time.Time, rate, depth, maxLive, maxStacks int) *liveTab
 	}
 	t.filter.init(maxLive)
 	t.groups.byHash = make(map[uint64]*group)
+	t.groups.rate = int64(rate)
 	for i := range t.shards {
 		t.shards[i].live = make(map[liveKey]liveRecord)
 	}
@@ -179,7 +301,8 @@ func (t *liveTable) shard(h uint64) *liveShard {
 	return &t.shards[h>>(64-liveShardBits)]
 }
 
-// insert records a sampled allocation under k. A live record under the same
+// insert records a sampled allocation under k in group groupID, taking
+// over the reference that find took for it. A live record under the same
 // key is replaced: its object was freed without telling us. It reports
 // false if the table was full and the sample dropped.
 func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
@@ -188,28 +311,28 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	h := hashKey(k)
 	s := t.shard(h)
 	s.mu.Lock()
-	if t.count.Load() >= t.maxLive {
-		if _, ok := s.live[k]; !ok {
-			s.mu.Unlock()
-			t.droppedLive.Add(1)
-			return false
-		}
+	old, replaced := s.live[k]
+	if !replaced && t.count.Load() >= t.maxLive {
+		s.mu.Unlock()
+		g.refs.Add(-1)
+		t.droppedLive.Add(1)
+		return false
 	}
-	n := len(s.live)
-	s.live[k] = liveRecord{group: groupID, born: born}
-	replaced := len(s.live) == n // one map probe, not a lookup and a store
 	if !replaced {
 		if t.count.Add(1) > t.maxLive { // another shard took the last place
 			t.count.Add(-1)
-			delete(s.live, k)
 			s.mu.Unlock()
+			g.refs.Add(-1)
 			t.droppedLive.Add(1)
 			return false
 		}
 		t.filter.add(h)
 	}
+	s.live[k] = liveRecord{group: groupID, born: born}
 	s.mu.Unlock()
-	if !replaced && t.filter.wantsGrowth(t.count.Load()) {
+	if replaced {
+		t.groups.get(old.group).refs.Add(-1)
+	} else if t.filter.wantsGrowth(t.count.Load()) {
 		t.grow()
 	}
 	return true
@@ -220,7 +343,7 @@ func (t *liveTable) remove(k liveKey) {
 	h := hashKey(k)
 	s := t.shard(h)
 	s.mu.Lock()
-	_, ok := s.live[k]
+	r, ok := s.live[k]
 	if ok {
 		delete(s.live, k)
 		t.filter.remove(h)
@@ -228,6 +351,7 @@ func (t *liveTable) remove(k liveKey) {
 	s.mu.Unlock()
 	if ok {
 		t.count.Add(-1)
+		t.groups.get(r.group).refs.Add(-1)
 	}
 }
 
@@ -261,10 +385,11 @@ func (t *liveTable) grow() {
 }
 
 // tableSnapshot is the table's state for one profile, copied out under
-// short locks: every group with its cumulative count, and the age buckets
-// of the live records grouped by group, with the counters and settings a
-// profile reports. Whoever encodes it needs nothing else of the table. Its
-// slices are reused by the next snapshot taken into the same value.
+// short locks: every group with its cumulative count, the age buckets of
+// the live records grouped by group, and the retired allocations of
+// recycled groups, with the counters and settings a profile reports.
+// Whoever encodes it needs nothing else of the table. Its slices are
+// reused by the next snapshot taken into the same value.
 type tableSnapshot struct {
 	time      time.Time // when it was taken
 	start     time.Time // when the profiler started
@@ -275,20 +400,30 @@ type tableSnapshot struct {
 
 	// groups are sorted for output (compareGroups); the age buckets of the
 	// live records of group g are buckets[starts[g.id]:starts[g.id+1]].
-	groups  []groupCount
+	groups  []groupState
 	starts  []int32
 	buckets []uint8
 	ages    []uint32 // scratch: id<<ageBits | bucket of each live record
+	retired []retiredState
 
 	samples, live, stacks, droppedLive, droppedGroup int64
 	labelSetsDropped, trackRejected                  int64
 }
 
-// groupCount is a group and its cumulative count of sampled allocations
-// when the snapshot was taken.
-type groupCount struct {
-	*group
-	allocs int64
+// groupState is a group's identity and cumulative count of sampled
+// allocations when the snapshot was taken.
+type groupState struct {
+	stk          *stack
+	id           uint32
+	heap, labels uint32
+	size         int64
+	allocs       int64
+}
+
+// retiredState is one entry of the retired allocations.
+type retiredState struct {
+	retiredKey
+	retiredAllocs
 }
 
 // snapshot fills s with the table's state at now.
@@ -296,19 +431,29 @@ func (t *liveTable) snapshot(s *tableSnapshot, now time.Time) {
 	s.time, s.start, s.rate, s.depth = now, t.start, t.rate, t.depth
 	s.labelSets = t.labels.snapshot()
 
-	// Live records are listed after the groups: a group created since has
-	// an id beyond them, and its records wait for the next profile.
-	n := t.groups.n.Load()
-	s.ages = t.liveAges(uint32(now.Sub(t.start)/time.Second), n, s.ages[:0])
-	s.groupLive(n)
+	// No group is recycled while the live records are listed and the
+	// groups they refer to copied; groups made meanwhile are copied too,
+	// after their records, so every listed record has its group.
+	t.groups.recycleMu.RLock()
+	defer t.groups.recycleMu.RUnlock()
+	s.ages = t.liveAges(uint32(now.Sub(t.start)/time.Second), s.ages[:0])
 
 	// Counts are read after the live records, so allocs ≥ live.
+	t.groups.mu.Lock()
+	n := t.groups.n.Load()
 	s.groups = s.groups[:0]
 	for id := uint32(1); id <= n; id++ {
-		g := t.groups.get(id)
-		s.groups = append(s.groups, groupCount{g, g.allocs.Load()})
+		if g := t.groups.get(id); g.id != 0 {
+			s.groups = append(s.groups, groupState{g.stk, g.id, g.heap, g.labels, g.size, g.allocs.Load()})
+		}
 	}
-	s.sortGroups()
+	s.retired = s.retired[:0]
+	for k, r := range t.groups.retired {
+		s.retired = append(s.retired, retiredState{k, *r})
+	}
+	t.groups.mu.Unlock()
+	s.groupLive(n)
+	s.sort()
 
 	s.samples = t.samples.Load()
 	s.live = t.count.Load()
@@ -319,18 +464,14 @@ func (t *liveTable) snapshot(s *tableSnapshot, now time.Time) {
 	s.trackRejected = t.trackRejected.Load()
 }
 
-// liveAges appends, for each live record of groups 1..maxGroup, its group
-// id and age bucket packed as id<<ageBits | bucket. now is the clock in
-// seconds since start. Each shard is locked only while its records are
-// copied out.
-func (t *liveTable) liveAges(now, maxGroup uint32, out []uint32) []uint32 {
+// liveAges appends, for each live record, its group id and age bucket
+// packed as id<<ageBits | bucket. now is the clock in seconds since start.
+// Each shard is locked only while its records are copied out.
+func (t *liveTable) liveAges(now uint32, out []uint32) []uint32 {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for _, r := range s.live {
-			if r.group > maxGroup {
-				continue
-			}
 			age := uint32(0)
 			if now > r.born { // a record may be younger than the clock
 				age = now - r.born
@@ -365,19 +506,31 @@ func (s *tableSnapshot) groupLive(n uint32) {
 	s.starts, s.buckets = starts, buckets
 }
 
-// liveBuckets returns the age buckets of the live records of g.
-func (s *tableSnapshot) liveBuckets(g *group) []uint8 {
-	return s.buckets[s.starts[g.id]:s.starts[g.id+1]]
+// liveBuckets returns the age buckets of the live records of group id.
+func (s *tableSnapshot) liveBuckets(id uint32) []uint8 {
+	return s.buckets[s.starts[id]:s.starts[id+1]]
 }
 
-// sortGroups puts the groups in output order, so that the same state
-// always encodes to the same bytes.
-func (s *tableSnapshot) sortGroups() {
-	slices.SortFunc(s.groups, func(a, b groupCount) int { return compareGroups(a.group, b.group) })
+// sort puts the groups and retired entries in output order, so that the
+// same state always encodes to the same bytes.
+func (s *tableSnapshot) sort() {
+	slices.SortFunc(s.groups, compareGroups)
+	slices.SortFunc(s.retired, func(a, b retiredState) int {
+		if c := cmp.Compare(a.heap, b.heap); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.labels, b.labels); c != 0 {
+			return c
+		}
+		if a.folded != b.folded {
+			return cmp.Compare(boolInt(a.folded), boolInt(b.folded))
+		}
+		return compareStacks(a.stk, b.stk)
+	})
 }
 
 // compareGroups orders groups by heap, label set, stack and size.
-func compareGroups(a, b *group) int {
+func compareGroups(a, b groupState) int {
 	if c := cmp.Compare(a.heap, b.heap); c != 0 {
 		return c
 	}
@@ -388,4 +541,11 @@ func compareGroups(a, b *group) int {
 		return c
 	}
 	return cmp.Compare(a.size, b.size)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

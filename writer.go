@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"compress/gzip"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -23,6 +24,7 @@ import (
 const (
 	truncatedFrame = "[truncated]"        // root end cut at the stack depth
 	overflowFrame  = "[stack table full]" // stack not stored: too many distinct stacks
+	foldedFrame    = "[recycled groups]"  // allocations of recycled groups past their bound
 
 	// goHeapName is the heap label of the Go runtime's samples.
 	goHeapName = leakrank.GoHeap
@@ -70,6 +72,7 @@ type encoder struct {
 	heapKey, bytesKey, ageKey, secondsUnit, goHeap int64
 
 	// Scratch reused by every profile.
+	totals  [len(sampleTypes)]int64 // of the profile so far, by sample type
 	syms    []symbol
 	ids     []uint64
 	packed  []byte
@@ -129,6 +132,7 @@ func newEncoder(symbolize func(uintptr) symbol, maps []*profile.Mapping) *encode
 // off), gzipped.
 func (e *encoder) encode(t *tableSnapshot, goHeap *goHeapProfile) ([]byte, error) {
 	b := e.buf[:0]
+	e.totals = [len(sampleTypes)]int64{}
 	for _, st := range sampleTypes {
 		b = e.appendValueType(b, fieldSampleType, st[0], st[1])
 	}
@@ -140,10 +144,13 @@ func (e *encoder) encode(t *tableSnapshot, goHeap *goHeapProfile) ([]byte, error
 
 	for _, g := range t.groups {
 		var live [len(ageBuckets)]int32
-		for _, bucket := range t.liveBuckets(g.group) {
+		for _, bucket := range t.liveBuckets(g.id) {
 			live[bucket]++
 		}
 		b = e.appendGroup(b, t, g, live[:])
+	}
+	for _, r := range t.retired {
+		b = e.appendRetired(b, t, r)
 	}
 	var counts goHeapCounts
 	if goHeap != nil {
@@ -215,7 +222,7 @@ func comments(t *tableSnapshot, goHeap *goHeapProfile, counts goHeapCounts) []st
 // runtime/pprof's profiles, and -tagfocus=age=... with
 // -sample_index=alloc_space shows what the old objects cost. A group with
 // nothing live has one sample with no age.
-func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupCount, live []int32) []byte {
+func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupState, live []int32) []byte {
 	var total int64
 	for _, n := range live {
 		total += int64(n)
@@ -228,8 +235,8 @@ func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupCount, live []i
 	labels := e.labelSet(g.labels, t.labelSets)
 	heap := e.heapName(g.heap, t.heapNames)
 	sample := func(b []byte, allocated, inuse int64, age int64) []byte {
-		allocObjects, allocBytes := scale(allocated, allocated*g.size, t.rate)
-		inuseObjects, inuseBytes := scale(inuse, inuse*g.size, t.rate)
+		allocObjects, allocBytes := scale(allocated, float64(allocated)*float64(g.size), t.rate)
+		inuseObjects, inuseBytes := scale(inuse, float64(inuse)*float64(g.size), t.rate)
 		return appendMessage(b, fieldSample, func(b []byte) []byte {
 			b = appendBytes(b, fieldSampleLocationID, stk)
 			b = e.appendValues(b, allocObjects, allocBytes, inuseObjects, inuseBytes)
@@ -257,9 +264,38 @@ func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupCount, live []i
 	return b
 }
 
+// appendRetired appends the sample of retired allocations: what recycled
+// groups of one heap, stack and label set allocated, already scaled, with
+// nothing in use and, their sizes being mixed, no bytes label.
+func (e *encoder) appendRetired(b []byte, t *tableSnapshot, r retiredState) []byte {
+	var stk []byte
+	if r.folded {
+		stk = appendVarint(nil, e.synthetic(foldedFrame))
+	} else {
+		stk = e.stack(r.stk, t.depth)
+	}
+	labels := e.labelSet(r.labels, t.labelSets)
+	heap := e.heapName(r.heap, t.heapNames)
+	return appendMessage(b, fieldSample, func(b []byte) []byte {
+		b = appendBytes(b, fieldSampleLocationID, stk)
+		b = e.appendValues(b, r.objects, r.bytes, 0, 0)
+		b = appendStrLabel(b, e.heapKey, heap)
+		for i := 0; i < len(labels); i += 2 {
+			b = appendStrLabel(b, labels[i], labels[i+1])
+		}
+		return b
+	})
+}
+
+// appendValues appends a sample's values, one per sample type. Each is
+// held to what the profile's total of its type can still take before
+// MaxInt64: pprof adds samples up in int64, and absurd sizes reported to
+// the hook must not wrap a total into a negative one.
 func (e *encoder) appendValues(b []byte, v ...int64) []byte {
 	e.packed = e.packed[:0]
-	for _, x := range v {
+	for i, x := range v {
+		x = min(x, math.MaxInt64-e.totals[i])
+		e.totals[i] += x
 		e.packed = appendVarint(e.packed, uint64(x))
 	}
 	return appendBytes(b, fieldSampleValue, e.packed)

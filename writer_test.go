@@ -51,7 +51,7 @@ func TestEncodeGolden(t *testing.T) {
 	if err := prof.CheckValid(); err != nil {
 		t.Fatal(err)
 	}
-	var hook, goHeap, truncated, overflow int
+	var hook, goHeap, truncated, overflow, folded int
 	for _, s := range prof.Sample {
 		switch s.Label["heap"][0] {
 		case goHeapName:
@@ -65,11 +65,13 @@ func TestEncodeGolden(t *testing.T) {
 				truncated++
 			case overflowFrame:
 				overflow++
+			case foldedFrame:
+				folded++
 			}
 		}
 	}
-	if hook != 5 || goHeap != 3 || truncated != 1 || overflow != 1 {
-		t.Errorf("golden profile has %d hook samples, %d Go heap samples, %d truncated and %d overflowed stacks; want 5, 3, 1, 1", hook, goHeap, truncated, overflow)
+	if hook != 7 || goHeap != 3 || truncated != 1 || overflow != 1 || folded != 1 {
+		t.Errorf("golden profile has %d hook samples, %d Go heap samples, %d truncated, %d overflowed and %d folded stacks; want 7 (2 retired), 3, 1, 1, 1", hook, goHeap, truncated, overflow, folded)
 	}
 }
 
@@ -101,20 +103,20 @@ func encodeFixture(t *testing.T, seed uint64) []byte {
 		labelSets: [][]labelPair{{{"tenant", "acme"}, {"heap", "shadowed"}}},
 		samples:   40, live: 9, stacks: 2, droppedLive: 1, droppedGroup: 2, labelSetsDropped: 3, trackRejected: 4,
 	}
-	groups := []*group{
-		{id: 1, stk: full, heap: 0, size: 100},
-		{id: 2, stk: full, heap: 1, labels: 1, size: 5000},
-		{id: 3, stk: deep, heap: 0, size: 64},
-		{id: 4, stk: nil, heap: 1, size: 8},
+	snap.groups = []groupState{
+		{id: 1, stk: full, heap: 0, size: 100, allocs: 10},
+		{id: 2, stk: full, heap: 1, labels: 1, size: 5000, allocs: 3},
+		{id: 3, stk: deep, heap: 0, size: 64, allocs: 2},
+		{id: 4, stk: nil, heap: 1, size: 8, allocs: 1},
 	}
-	allocs := []int64{10, 3, 2, 1}
+	snap.retired = []retiredState{
+		{retiredKey{stk: full, heap: 1, labels: 1}, retiredAllocs{objects: 40, bytes: 123456}},
+		{retiredKey{heap: 0, folded: true}, retiredAllocs{objects: 7, bytes: 700}},
+	}
 	// Live records of groups 1 (three, of two ages), 2 (one) and 4 (one).
 	snap.ages = []uint32{1 << ageBits, 1<<ageBits | 5, 1<<ageBits | 5, 2<<ageBits | 9, 4<<ageBits | 1}
-	snap.groupLive(uint32(len(groups)))
-	for i, g := range groups {
-		snap.groups = append(snap.groups, groupCount{g, allocs[i]})
-	}
-	snap.sortGroups()
+	snap.groupLive(uint32(len(snap.groups)))
+	snap.sort()
 
 	goHeap := &profile.Profile{
 		SampleType: []*profile.ValueType{{Type: "alloc_objects", Unit: "count"}, {Type: "alloc_space", Unit: "bytes"}, {Type: "inuse_objects", Unit: "count"}, {Type: "inuse_space", Unit: "bytes"}},
