@@ -7,6 +7,8 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -61,61 +63,149 @@ func Parse(data []byte) []Mapping {
 	return out
 }
 
-// BuildID returns the build ID of the ELF file at path as lowercase hex: the
-// GNU build ID note if there is one, else the Go build ID note. It returns
-// "" if the file cannot be read or carries neither.
+// BuildID returns the build ID of the ELF file at path as runtime/pprof
+// records it: the description of the first GNU build ID note
+// (NT_GNU_BUILD_ID) in the file's note sections, in lowercase hex. It
+// returns "" if the file cannot be read, is not ELF, or has no such note.
+//
+// The two must agree, or pprof takes our profile and runtime/pprof's of
+// the same process for two programs. That rules out reading the PT_NOTE
+// segments: the Go linker's holds only its own build ID note and puts the
+// GNU note in a section outside it. It also rules out falling back to the
+// Go build ID, which runtime/pprof never records: a binary linked with
+// -B none, which has no GNU note, gets "" from both. So BuildID walks the
+// section headers as runtime/pprof's elfBuildID (runtime/pprof/elf.go)
+// does and gives up where it gives up, on malformed files too; the one
+// difference is the bound on the notes examined.
 func BuildID(path string) string {
-	f, err := elf.Open(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	var goID string
-	for _, p := range f.Progs {
-		// A build ID note is a few dozen bytes; a segment claiming more
-		// than maxNotes is not one worth reading (or a corrupt header).
-		if p.Type != elf.PT_NOTE || p.Filesz > maxNotes {
+	return gnuBuildID(f)
+}
+
+// Bounds on what gnuBuildID reads. The section header table is bounded by
+// the format, at most 65535 entries; a note section may claim any size,
+// so the note headers examined in a file are counted. Real files hold a
+// handful of notes before the build ID, or a few hundred SystemTap probe
+// notes (.note.stapsdt) after it.
+const (
+	maxNotes   = 1 << 12 // note headers examined in one file
+	maxBuildID = 256     // bytes in a build ID; runtime/pprof refuses longer
+)
+
+const ntGNUBuildID = 3 // NT_GNU_BUILD_ID, the type of a note named "GNU"
+
+// gnuBuildID does the work of BuildID on the contents of a file.
+func gnuBuildID(r io.ReaderAt) string {
+	// The header is read as 64 bytes, a 64-bit header's size, whatever the
+	// class, as runtime/pprof reads it: a 32-bit file shorter than that
+	// has no room for section headers anyway.
+	var buf [64]byte
+	if !readAt(r, buf[:], 0) || string(buf[:len(elf.ELFMAG)]) != elf.ELFMAG {
+		return ""
+	}
+	var order binary.ByteOrder
+	switch elf.Data(buf[elf.EI_DATA]) {
+	case elf.ELFDATA2LSB:
+		order = binary.LittleEndian
+	case elf.ELFDATA2MSB:
+		order = binary.BigEndian
+	default:
+		return ""
+	}
+	class := elf.Class(buf[elf.EI_CLASS])
+	var shoff int64 // may wrap negative; readAt refuses it
+	var shentsize, shnum int
+	switch class {
+	case elf.ELFCLASS32:
+		var h elf.Header32
+		binary.Decode(buf[:], order, &h)
+		shoff, shentsize, shnum = int64(h.Shoff), int(h.Shentsize), int(h.Shnum)
+	case elf.ELFCLASS64:
+		var h elf.Header64
+		binary.Decode(buf[:], order, &h)
+		shoff, shentsize, shnum = int64(h.Shoff), int(h.Shentsize), int(h.Shnum)
+	default:
+		return ""
+	}
+	if shentsize != sectionHeaderSize(class) {
+		return "" // headers of a layout we cannot decode
+	}
+
+	notes := 0
+	sh := buf[:shentsize]
+	for i := range int64(shnum) {
+		if !readAt(r, sh, shoff+i*int64(shentsize)) {
+			return ""
+		}
+		typ, off, size := decodeSectionHeader(sh, class, order)
+		if typ != elf.SHT_NOTE {
 			continue
 		}
-		data := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(data, 0); err != nil {
-			continue
-		}
-		for _, n := range notes(data, f.ByteOrder) {
-			switch {
-			case n.name == "GNU" && n.typ == 3: // NT_GNU_BUILD_ID
-				return hex.EncodeToString(n.desc)
-			case n.name == "Go" && n.typ == 4: // the Go linker's build ID note
-				goID = string(n.desc)
+		// A note is three 4-byte words, namesz, descsz and type, then
+		// the name and the description, each padded to 4 bytes. Each
+		// header is read with the 4 bytes after it, room for the name
+		// "GNU\x00", the only one wanted.
+		for end := off + size; off < end; {
+			if notes++; notes > maxNotes {
+				return ""
 			}
+			var hdr [16]byte
+			if !readAt(r, hdr[:], off) {
+				return ""
+			}
+			namesz, descsz, ntype := order.Uint32(hdr[0:]), order.Uint32(hdr[4:]), order.Uint32(hdr[8:])
+			desc := off + 12 + pad4(namesz)
+			off = desc + pad4(descsz)
+			if namesz != 4 || ntype != ntGNUBuildID || string(hdr[12:]) != "GNU\x00" {
+				continue
+			}
+			if descsz > maxBuildID {
+				return ""
+			}
+			id := make([]byte, descsz)
+			if !readAt(r, id, desc) {
+				return ""
+			}
+			return hex.EncodeToString(id)
 		}
 	}
-	return goID
+	return ""
 }
 
-const maxNotes = 1 << 16
-
-type note struct {
-	name string
-	typ  uint32
-	desc []byte
-}
-
-// notes splits an ELF note segment: each note is namesz, descsz, type, then
-// name and desc, each padded to 4 bytes.
-func notes(data []byte, order binary.ByteOrder) []note {
-	var out []note
-	pad := func(n uint32) uint64 { return (uint64(n) + 3) &^ 3 }
-	for len(data) >= 12 {
-		namesz, descsz, typ := order.Uint32(data), order.Uint32(data[4:]), order.Uint32(data[8:])
-		data = data[12:]
-		if pad(namesz)+pad(descsz) > uint64(len(data)) {
-			break
-		}
-		name := string(bytes.TrimRight(data[:namesz], "\x00"))
-		desc := data[pad(namesz) : pad(namesz)+uint64(descsz)]
-		out = append(out, note{name: name, typ: typ, desc: desc})
-		data = data[pad(namesz)+pad(descsz):]
+// sectionHeaderSize returns the size of a section header of the class.
+func sectionHeaderSize(class elf.Class) int {
+	if class == elf.ELFCLASS32 {
+		return binary.Size(elf.Section32{})
 	}
-	return out
+	return binary.Size(elf.Section64{})
+}
+
+// decodeSectionHeader returns the type, file offset and size of the
+// section whose header is b. Offsets too large for an int64 wrap
+// negative, as they do in runtime/pprof.
+func decodeSectionHeader(b []byte, class elf.Class, order binary.ByteOrder) (typ elf.SectionType, off, size int64) {
+	if class == elf.ELFCLASS32 {
+		var s elf.Section32
+		binary.Decode(b, order, &s)
+		return elf.SectionType(s.Type), int64(s.Off), int64(s.Size)
+	}
+	var s elf.Section64
+	binary.Decode(b, order, &s)
+	return elf.SectionType(s.Type), int64(s.Off), int64(s.Size)
+}
+
+// pad4 returns n rounded up to a multiple of 4.
+func pad4(n uint32) int64 { return (int64(n) + 3) &^ 3 }
+
+// readAt fills p from r at off, reporting whether it could.
+func readAt(r io.ReaderAt, p []byte, off int64) bool {
+	if off < 0 {
+		return false
+	}
+	n, _ := r.ReadAt(p, off)
+	return n == len(p)
 }

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -142,35 +146,22 @@ func TestBuildID(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := BuildID(exe)
-	if id == "" {
-		t.Fatalf("BuildID(%s) is empty; Go's linker always writes a build ID note", exe)
+	if _, err := hex.DecodeString(id); id == "" || err != nil || strings.ToLower(id) != id {
+		t.Fatalf("BuildID(%s) = %q, want lowercase hex: Go's linker writes a GNU build ID note unless told -B none", exe, id)
 	}
 	if again := BuildID(exe); again != id {
 		t.Errorf("BuildID not stable: %q then %q", id, again)
 	}
 }
 
-// TestBuildIDNotes checks the choice between notes on a hand-built ELF:
-// the GNU build ID wins over the Go one, in hex, whatever the order.
-func TestBuildIDNotes(t *testing.T) {
-	gnu := noteBytes("GNU", 3, []byte{0xde, 0xad, 0xbe, 0xef})
-	goID := noteBytes("Go", 4, []byte("abc/def"))
-	other := noteBytes("GNU", 1, []byte{0, 0, 0, 0}) // NT_GNU_ABI_TAG, ignored
-	tests := []struct {
-		name  string
-		notes []byte
-		want  string
-	}{
-		{"gnu", gnu, "deadbeef"},
-		{"go", goID, "abc/def"},
-		{"go then gnu", append(append([]byte{}, goID...), gnu...), "deadbeef"},
-		{"other only", other, ""},
-		{"none", nil, ""},
-	}
-	for _, tt := range tests {
+// TestBuildIDFiles reads the build ID of small hand-built ELF files. The
+// wanted values are runtime/pprof's, which TestBuildIDMatchesRuntimePprof
+// checks by having runtime/pprof read the same files.
+func TestBuildIDFiles(t *testing.T) {
+	for _, tt := range buildIDCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "elf")
-			if err := os.WriteFile(path, elfWithNotes(tt.notes, uint64(len(tt.notes))), 0o600); err != nil {
+			if err := os.WriteFile(path, tt.file, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			if got := BuildID(path); got != tt.want {
@@ -180,65 +171,211 @@ func TestBuildIDNotes(t *testing.T) {
 	}
 }
 
-// A note segment whose header claims more bytes than the file holds must
-// not make BuildID allocate that much or panic: BuildID reads every
-// executable mapped into the process, which the profiler does not control.
-func TestBuildIDHugeNoteSegment(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "elf")
-	if err := os.WriteFile(path, elfWithNotes(nil, 1<<62), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("BuildID panics on a PT_NOTE with a bogus size: %v", r)
-		}
-	}()
-	if got := BuildID(path); got != "" {
-		t.Errorf("BuildID = %q, want \"\"", got)
+type buildIDCase struct {
+	name string
+	file []byte
+	want string
+}
+
+// buildIDCases returns ELF files with the build ID runtime/pprof records
+// for each. None has program headers: BuildID must find the GNU note
+// through the sections, as it must in Go binaries, whose PT_NOTE segment
+// holds only the Go build ID note.
+func buildIDCases() []buildIDCase {
+	gnu := noteBytes(binary.LittleEndian, "GNU", 3, []byte{0xde, 0xad, 0xbe, 0xef})
+	gnu2 := noteBytes(binary.LittleEndian, "GNU", 3, []byte{0xca, 0xfe})
+	goID := noteBytes(binary.LittleEndian, "Go", 4, []byte("abc/def"))
+	abiTag := noteBytes(binary.LittleEndian, "GNU", 1, []byte{0, 0, 0, 0}) // NT_GNU_ABI_TAG
+	notes := func(ns ...[]byte) []byte { return bytes.Join(ns, nil) }
+	note := func(data []byte) section { return section{typ: elf.SHT_NOTE, data: data} }
+	long := bytes.Repeat([]byte{0xab}, maxBuildID)
+	return []buildIDCase{
+		{"gnu", elfSpec{sections: []section{note(gnu)}}.bytes(), "deadbeef"},
+		{"go only", elfSpec{sections: []section{note(goID)}}.bytes(), ""},
+		{"go then gnu", elfSpec{sections: []section{note(notes(goID, gnu))}}.bytes(), "deadbeef"},
+		{"go section, gnu section", elfSpec{sections: []section{note(goID), note(gnu)}}.bytes(), "deadbeef"},
+		{"first of two", elfSpec{sections: []section{note(notes(gnu2, gnu))}}.bytes(), "cafe"},
+		{"abi tag only", elfSpec{sections: []section{note(abiTag)}}.bytes(), ""},
+		{"abi tag then gnu", elfSpec{sections: []section{note(notes(abiTag, gnu))}}.bytes(), "deadbeef"},
+		{"not a note section", elfSpec{sections: []section{{typ: elf.SHT_PROGBITS, data: gnu}}}.bytes(), ""},
+		{"no sections", elfSpec{}.bytes(), ""},
+		{"32-bit", elfSpec{class: elf.ELFCLASS32, sections: []section{note(gnu)}}.bytes(), "deadbeef"},
+		{"big-endian", elfSpec{order: binary.BigEndian, sections: []section{
+			note(noteBytes(binary.BigEndian, "GNU", 3, []byte{1, 2}))}}.bytes(), "0102"},
+		{"32-bit big-endian", elfSpec{class: elf.ELFCLASS32, order: binary.BigEndian, sections: []section{
+			note(noteBytes(binary.BigEndian, "GNU", 3, []byte{1, 2}))}}.bytes(), "0102"},
+		{"longest", elfSpec{sections: []section{note(noteBytes(binary.LittleEndian, "GNU", 3, long))}}.bytes(),
+			hex.EncodeToString(long)},
+
+		// Malformed files.
+		{"too long", elfSpec{sections: []section{
+			note(noteBytes(binary.LittleEndian, "GNU", 3, append(long, 0xab)))}}.bytes(), ""},
+		{"desc cut", elfSpec{sections: []section{note(gnu)}, cut: 1}.bytes(), ""},
+		{"bad class", elfSpec{class: 3, sections: []section{note(gnu)}}.bytes(), ""},
+		{"bad data", elfSpec{order: badOrder{}, sections: []section{note(gnu)}}.bytes(), ""},
+		{"bad entry size", elfSpec{shentsize: 56, sections: []section{note(gnu)}}.bytes(), ""},
+		{"table past end", elfSpec{shoff: 1 << 20, sections: []section{note(gnu)}}.bytes(), ""},
+		{"table at negative offset", elfSpec{shoff: 1 << 63, sections: []section{note(gnu)}}.bytes(), ""},
+		{"section at negative offset", elfSpec{sections: []section{{typ: elf.SHT_NOTE, off: 1 << 63, size: 16}, note(gnu)}}.bytes(), ""},
+		{"huge section, gnu first", elfSpec{sections: []section{{typ: elf.SHT_NOTE, data: gnu, size: 1 << 62}}}.bytes(), "deadbeef"},
+		{"huge section runs into the next", elfSpec{sections: []section{
+			{typ: elf.SHT_NOTE, data: goID, size: 1 << 62}, note(gnu)}}.bytes(), "deadbeef"},
+		{"huge section runs off the end", elfSpec{sections: []section{
+			{typ: elf.SHT_PROGBITS, data: gnu}, {typ: elf.SHT_NOTE, data: goID, size: 1 << 62}}}.bytes(), ""},
+		{"note without its name", elfSpec{sections: []section{note(notes(
+			noteBytes(binary.LittleEndian, "GNU", 3, nil)[:12], // claims a 4-byte name, so the next note is read out of step
+			gnu))}}.bytes(), ""},
+		{"broken section before gnu", elfSpec{sections: []section{
+			{typ: elf.SHT_NOTE, off: 1 << 20, size: 16}, note(gnu)}}.bytes(), ""},
+		{"empty note section", elfSpec{sections: []section{{typ: elf.SHT_NOTE, off: 1 << 20}, note(gnu)}}.bytes(), "deadbeef"},
 	}
 }
 
-// noteBytes encodes one little-endian ELF note.
-func noteBytes(name string, typ uint32, desc []byte) []byte {
-	var b bytes.Buffer
+// A note section may claim any size; one claiming terabytes of empty notes
+// in a file that has them (sparse, or a device) must not make BuildID read
+// them all. BuildID reads every executable mapped into the process, which
+// the profiler does not control.
+func TestBuildIDBoundsReads(t *testing.T) {
+	spec := elfSpec{sections: slices.Repeat([]section{{typ: elf.SHT_NOTE, off: 1 << 20, size: 1 << 40}}, 1<<16-1)}
+	r := &countingReader{r: zeroTail{spec.bytes()}}
+	if got := gnuBuildID(r); got != "" {
+		t.Errorf("gnuBuildID = %q, want \"\"", got)
+	}
+	if limit := int64(maxReadBytes); r.n > limit {
+		t.Errorf("gnuBuildID read %d bytes, want at most %d", r.n, limit)
+	}
+}
+
+// maxReadBytes bounds what gnuBuildID reads from any file: the ELF
+// header, the whole section header table, the note headers it may
+// examine, and one build ID.
+const maxReadBytes = 64 + (1<<16-1)*64 + maxNotes*16 + maxBuildID
+
+// zeroTail reads as its bytes followed by 1<<50 zeros.
+type zeroTail struct{ b []byte }
+
+func (z zeroTail) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(z.b))+1<<50 {
+		return 0, io.EOF
+	}
+	clear(p)
+	if off < int64(len(z.b)) {
+		copy(p, z.b[off:])
+	}
+	return len(p), nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
+}
+
+// noteBytes encodes one ELF note.
+func noteBytes(order binary.AppendByteOrder, name string, typ uint32, desc []byte) []byte {
 	nm := append([]byte(name), 0)
-	binary.Write(&b, binary.LittleEndian, [3]uint32{uint32(len(nm)), uint32(len(desc)), typ})
-	b.Write(nm)
-	b.Write(make([]byte, (4-len(nm)%4)%4))
-	b.Write(desc)
-	b.Write(make([]byte, (4-len(desc)%4)%4))
-	return b.Bytes()
+	b := order.AppendUint32(nil, uint32(len(nm)))
+	b = order.AppendUint32(b, uint32(len(desc)))
+	b = order.AppendUint32(b, typ)
+	b = append(b, nm...)
+	b = append(b, make([]byte, (4-len(nm)%4)%4)...)
+	b = append(b, desc...)
+	return append(b, make([]byte, (4-len(desc)%4)%4)...)
 }
 
-// elfWithNotes returns a minimal 64-bit little-endian ELF file with one
-// PT_NOTE segment holding notes, whose header claims filesz bytes.
-func elfWithNotes(notes []byte, filesz uint64) []byte {
-	const ehsize, phsize = 64, 56
-	hdr := elf.Header64{
-		Type:      uint16(elf.ET_EXEC),
-		Machine:   uint16(elf.EM_X86_64),
-		Version:   uint32(elf.EV_CURRENT),
-		Phoff:     ehsize,
-		Ehsize:    ehsize,
-		Phentsize: phsize,
-		Phnum:     1,
+// elfSpec describes a small ELF file: the header, the section header
+// table (a null section, then sections), then the sections' contents in
+// order. The zero value is an empty 64-bit little-endian file.
+type elfSpec struct {
+	class     elf.Class        // ELFCLASS64 if 0
+	order     binary.ByteOrder // little-endian if nil
+	sections  []section
+	shoff     uint64 // if not 0, the table offset the header claims
+	shentsize uint16 // if not 0, the table entry size the header claims
+	cut       int    // bytes cut from the end of the file
+}
+
+type section struct {
+	typ  elf.SectionType
+	data []byte
+	off  uint64 // if not 0, the offset its header claims
+	size uint64 // if not 0, the size its header claims
+}
+
+// badOrder is an ELF data encoding that is neither of the two.
+type badOrder struct{ binary.ByteOrder }
+
+func (s elfSpec) bytes() []byte {
+	class, order, data := s.class, s.order, byte(elf.ELFDATA2LSB)
+	if class == 0 {
+		class = elf.ELFCLASS64
 	}
-	copy(hdr.Ident[:], elf.ELFMAG)
-	hdr.Ident[elf.EI_CLASS] = byte(elf.ELFCLASS64)
-	hdr.Ident[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
-	hdr.Ident[elf.EI_VERSION] = byte(elf.EV_CURRENT)
-	prog := elf.Prog64{
-		Type:   uint32(elf.PT_NOTE),
-		Off:    ehsize + phsize,
-		Filesz: filesz,
-		Memsz:  filesz,
-		Align:  4,
+	switch order.(type) {
+	case nil:
+		order = binary.LittleEndian
+	case badOrder:
+		order, data = binary.LittleEndian, 0
+	default:
+		if order == binary.BigEndian {
+			data = byte(elf.ELFDATA2MSB)
+		}
 	}
-	var b bytes.Buffer
-	binary.Write(&b, binary.LittleEndian, hdr)
-	binary.Write(&b, binary.LittleEndian, prog)
-	b.Write(notes)
-	return b.Bytes()
+	const ehsize = 64 // room for either header
+	entsize := uint16(64)
+	if class == elf.ELFCLASS32 {
+		entsize = 40
+	}
+	shnum := len(s.sections) + 1
+	shoff := uint64(ehsize)
+	contents := shoff + uint64(shnum)*uint64(entsize)
+
+	var ident [elf.EI_NIDENT]byte
+	copy(ident[:], elf.ELFMAG)
+	ident[elf.EI_CLASS], ident[elf.EI_DATA], ident[elf.EI_VERSION] = byte(class), data, byte(elf.EV_CURRENT)
+	claimedOff, claimedEnt := shoff, entsize
+	if s.shoff != 0 {
+		claimedOff = s.shoff
+	}
+	if s.shentsize != 0 {
+		claimedEnt = s.shentsize
+	}
+	var b []byte
+	if class == elf.ELFCLASS32 {
+		b, _ = binary.Append(b, order, elf.Header32{Ident: ident, Type: uint16(elf.ET_EXEC), Version: uint32(elf.EV_CURRENT),
+			Shoff: uint32(claimedOff), Ehsize: 52, Shentsize: claimedEnt, Shnum: uint16(shnum)})
+	} else {
+		b, _ = binary.Append(b, order, elf.Header64{Ident: ident, Type: uint16(elf.ET_EXEC), Version: uint32(elf.EV_CURRENT),
+			Shoff: claimedOff, Ehsize: ehsize, Shentsize: claimedEnt, Shnum: uint16(shnum)})
+	}
+	b = append(b, make([]byte, ehsize-len(b))...)
+
+	b = append(b, make([]byte, entsize)...) // the null section
+	off := contents
+	for _, sec := range s.sections {
+		hoff, hsize := off, uint64(len(sec.data))
+		if sec.off != 0 {
+			hoff = sec.off
+		}
+		if sec.size != 0 {
+			hsize = sec.size
+		}
+		if class == elf.ELFCLASS32 {
+			b, _ = binary.Append(b, order, elf.Section32{Type: uint32(sec.typ), Off: uint32(hoff), Size: uint32(hsize)})
+		} else {
+			b, _ = binary.Append(b, order, elf.Section64{Type: uint32(sec.typ), Off: hoff, Size: hsize})
+		}
+		off += uint64(len(sec.data))
+	}
+	for _, sec := range s.sections {
+		b = append(b, sec.data...)
+	}
+	return b[:len(b)-s.cut]
 }
 
 func FuzzParse(f *testing.F) {
@@ -254,17 +391,20 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func FuzzNotes(f *testing.F) {
-	f.Add(noteBytes("GNU", 3, []byte{1, 2, 3, 4, 5}))
-	f.Add(append(noteBytes("Go", 4, []byte("x")), 0xff, 0xff, 0xff, 0xff))
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+// FuzzBuildID reads arbitrary files: no panic, a hex ID or none, and no
+// more read than the bounds allow.
+func FuzzBuildID(f *testing.F) {
+	for _, c := range buildIDCases() {
+		f.Add(c.file)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		total := 0
-		for _, n := range notes(data, binary.LittleEndian) {
-			total += 12 + len(n.name) + len(n.desc)
+		r := &countingReader{r: bytes.NewReader(data)}
+		id := gnuBuildID(r)
+		if _, err := hex.DecodeString(id); err != nil || strings.ToLower(id) != id {
+			t.Errorf("gnuBuildID = %q, want lowercase hex", id)
 		}
-		if total > len(data) {
-			t.Errorf("notes returned %d bytes of notes from %d bytes of input", total, len(data))
+		if r.n > maxReadBytes {
+			t.Errorf("gnuBuildID read %d bytes, want at most %d", r.n, maxReadBytes)
 		}
 	})
 }
