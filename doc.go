@@ -122,8 +122,11 @@
 // mode 0600 into a 0700 directory through a temporary file and a rename, so
 // a reader never sees a partial profile. Every file of the last hour is
 // kept, then one per hour for a day (WithRetention), and at most
-// WithMaxFiles in all. A failed write is logged (WithLogger), counted in
-// Stats and retried at the next interval; the program never notices.
+// WithMaxFiles files and WithMaxBytes bytes in all; on a full disk the
+// profiler deletes its own oldest files and tries again. A failed write is
+// counted in Stats, logged at most once per interval with a count
+// (WithLogger), and retried at the next interval; the program never
+// notices.
 //
 // Useful views:
 //

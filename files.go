@@ -27,13 +27,18 @@ var (
 
 // fileStore writes profile files atomically and prunes old ones: it keeps
 // every file from the last `all`, then one per hour back to `hourly`, and
-// never more than maxFiles. It is safe for concurrent use.
+// never more than maxFiles, nor more bytes than each write's budget. It is
+// safe for concurrent use.
 type fileStore struct {
 	dir      string
 	maxFiles int
 	all      time.Duration
 	hourly   time.Duration
 	pid      int
+
+	// writeTemp is writeTempFile, replaced by tests that need a full
+	// disk.
+	writeTemp func(dir string, data []byte) (string, error)
 
 	mu   sync.Mutex
 	last time.Time // time in the newest name, kept strictly increasing
@@ -43,14 +48,29 @@ func newFileStore(dir string, maxFiles int, all, hourly time.Duration) (*fileSto
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
-	return &fileStore{dir: dir, maxFiles: maxFiles, all: all, hourly: hourly, pid: os.Getpid()}, nil
+	return &fileStore{dir: dir, maxFiles: maxFiles, all: all, hourly: hourly, pid: os.Getpid(), writeTemp: writeTempFile}, nil
+}
+
+// profileFile is a profile file in the output directory.
+type profileFile struct {
+	name string
+	size int64
 }
 
 // write creates a new profile file holding data, then deletes the files
-// retention no longer wants. The data goes to a temporary file that is
-// synced and renamed into place, so a reader never sees a partial profile;
-// on any failure the temporary file is removed.
-func (s *fileStore) write(now time.Time, data []byte) (string, error) {
+// retention no longer wants, keeping the profile files within maxBytes in
+// all. The data goes to a temporary file that is synced and renamed into
+// place, so a reader never sees a partial profile; on any failure the
+// temporary file is removed.
+//
+// If the disk is full, write deletes old profile files to make room
+// (makeRoom) and tries once more. maxBytes bounds what this store takes,
+// so a disk full all the same is most likely another writer's doing;
+// giving up would leave every new profile, the ones that show memory as it
+// is now, unwritten until a person steps in, while the oldest files have
+// had their turn. Only one retry: if it fails too, the space freed went to
+// another writer, and the next write tries again.
+func (s *fileStore) write(now time.Time, data []byte, maxBytes int64) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -59,7 +79,44 @@ func (s *fileStore) write(now time.Time, data []byte) (string, error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return "", fmt.Errorf("creating output directory: %w", err)
 	}
-	f, err := os.CreateTemp(s.dir, tempPrefix+"*"+tempSuffix) // mode 0600
+	path := filepath.Join(s.dir, s.nextName(now))
+	err := s.place(path, data)
+	if isDiskFull(err) {
+		freed, rerr := s.makeRoom(now, int64(len(data)), maxBytes)
+		if freed > 0 {
+			err = s.place(path, data)
+		}
+		if err != nil && rerr != nil {
+			err = errors.Join(err, fmt.Errorf("making room: %w", rerr))
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	syncDir(s.dir)
+	if err := s.prune(now, filepath.Base(path), maxBytes); err != nil {
+		return path, fmt.Errorf("removing old profile files: %w", err)
+	}
+	return path, nil
+}
+
+// place writes data to a temporary file and renames it to path.
+func (s *fileStore) place(path string, data []byte) error {
+	tmp, err := s.writeTemp(s.dir, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("renaming profile file: %w", err)
+	}
+	return nil
+}
+
+// writeTempFile writes data to a new temporary file in dir, synced, and
+// returns its path; on failure it removes the file.
+func writeTempFile(dir string, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, tempPrefix+"*"+tempSuffix) // mode 0600
 	if err != nil {
 		return "", fmt.Errorf("creating profile file: %w", err)
 	}
@@ -75,17 +132,18 @@ func (s *fileStore) write(now time.Time, data []byte) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("writing profile file: %w", err)
 	}
+	return tmp, nil
+}
 
-	path := filepath.Join(s.dir, s.nextName(now))
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("renaming profile file: %w", err)
+// isDiskFull reports whether err says the disk, or the file system, has no
+// room left.
+func isDiskFull(err error) bool {
+	for _, full := range diskFullErrors {
+		if errors.Is(err, full) {
+			return true
+		}
 	}
-	syncDir(s.dir)
-	if err := s.prune(now, filepath.Base(path)); err != nil {
-		return path, fmt.Errorf("removing old profile files: %w", err)
-	}
-	return path, nil
+	return false
 }
 
 // nextName returns a file name for a profile taken at now, unique within
@@ -99,68 +157,141 @@ func (s *fileStore) nextName(now time.Time) string {
 	return "heap-" + now.Format(timeLayout) + "Z-" + strconv.Itoa(s.pid) + ".pb.gz"
 }
 
-// prune deletes the profile files that retention no longer wants, judged
-// by the time in their names, never the one just written (newest), and
+// list returns the profile files in the directory, oldest first, and the
 // temporary files that a crashed writer left behind more than an hour ago.
-func (s *fileStore) prune(now time.Time, newest string) error {
-	entries, err := os.ReadDir(s.dir)
+func (s *fileStore) list() (profiles, staleTemps []profileFile, err error) {
+	entries, err := os.ReadDir(s.dir) // sorted by name: profiles oldest first
 	if err != nil {
-		return err
-	}
-	var profiles []string
-	var errs []error
-	remove := func(name string) {
-		if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
+		return nil, nil, err
 	}
 	for _, e := range entries {
 		name := e.Name()
+		isProfile := profileName.MatchString(name)
+		if !isProfile && !isTemp(name) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // removed since the listing
+		}
+		f := profileFile{name, info.Size()}
 		switch {
-		case profileName.MatchString(name):
-			profiles = append(profiles, name)
-		case isStaleTemp(e):
-			remove(name)
+		case isProfile:
+			profiles = append(profiles, f)
+		case time.Since(info.ModTime()) > time.Hour:
+			staleTemps = append(staleTemps, f)
 		}
 	}
-	slices.Sort(profiles) // oldest first
-	for _, name := range s.expired(profiles, now, newest) {
-		remove(name)
+	return profiles, staleTemps, nil
+}
+
+// remove deletes the named file of the directory; one already gone is not
+// an error.
+func (s *fileStore) remove(name string) error {
+	if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// prune deletes the profile files that retention no longer wants, judged
+// by the time in their names and their sizes, never the one just written
+// (newest), and temporary files that a crashed writer left behind more
+// than an hour ago.
+func (s *fileStore) prune(now time.Time, newest string, maxBytes int64) error {
+	profiles, staleTemps, err := s.list()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range staleTemps {
+		errs = append(errs, s.remove(f.name))
+	}
+	for _, name := range s.expired(profiles, now, newest, maxBytes) {
+		errs = append(errs, s.remove(name))
 	}
 	return errors.Join(errs...)
+}
+
+// makeRoom deletes files until need bytes are freed, or no candidate is
+// left, and returns the bytes freed. It deletes first the temporary files
+// that prune would, then the profile files that retention would delete
+// anyway, then the oldest of those it would keep. Like retention, it
+// deletes only profile files whose names hold a time, whichever process
+// wrote them, and never any other file.
+func (s *fileStore) makeRoom(now time.Time, need, maxBytes int64) (int64, error) {
+	profiles, order, err := s.list()
+	if err != nil {
+		return 0, err
+	}
+	// No file is written yet to spare, hence no newest.
+	expired := s.expired(profiles, now, "", maxBytes)
+	for _, f := range profiles {
+		if slices.Contains(expired, f.name) {
+			order = append(order, f)
+		}
+	}
+	for _, f := range profiles {
+		if _, ok := fileTime(f.name); ok && !slices.Contains(expired, f.name) {
+			order = append(order, f)
+		}
+	}
+	var freed int64
+	var errs []error
+	for _, f := range order {
+		if freed >= need {
+			break
+		}
+		if err := s.remove(f.name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		freed += f.size
+	}
+	return freed, errors.Join(errs...)
 }
 
 // expired returns the files among profiles (sorted, oldest first) to
 // delete at time now: a file older than `all` survives only as the oldest
 // of its hour while it is younger than `hourly`, so a leak that takes a day
 // to show still has a day of hourly snapshots to rank; past that, and past
-// maxFiles files in all, the oldest go first. newest, the file just
-// written, is never deleted, so files dated in the future (another host's
-// clock, a clock stepped back) cannot push it out. A name whose time does
-// not parse is left alone and not counted: it is not one of ours.
-func (s *fileStore) expired(profiles []string, now time.Time, newest string) []string {
-	var keep, drop []string
+// maxFiles files or maxBytes bytes in all, the oldest go first. newest, the
+// file just written, is never deleted, so files dated in the future
+// (another host's clock, a clock stepped back) cannot push it out, nor can
+// its own size. A name whose time does not parse is left alone and not
+// counted: it is not one of ours.
+func (s *fileStore) expired(profiles []profileFile, now time.Time, newest string, maxBytes int64) []string {
+	var keep []profileFile
+	var drop []string
 	lastHour := time.Time{}
-	for _, name := range profiles {
-		t, ok := fileTime(name)
+	for _, f := range profiles {
+		t, ok := fileTime(f.name)
 		if !ok {
 			continue
 		}
 		age := now.Sub(t)
 		switch {
-		case name == newest || age <= s.all:
-			keep = append(keep, name)
+		case f.name == newest || age <= s.all:
+			keep = append(keep, f)
 		case age <= s.hourly && !t.Truncate(time.Hour).Equal(lastHour):
 			lastHour = t.Truncate(time.Hour)
-			keep = append(keep, name)
+			keep = append(keep, f)
 		default:
-			drop = append(drop, name)
+			drop = append(drop, f.name)
 		}
 	}
-	for extra := len(keep) - s.maxFiles; extra > 0; keep = keep[1:] {
-		if keep[0] != newest {
-			drop = append(drop, keep[0])
-			extra--
+	files, bytes := len(keep), int64(0)
+	for _, f := range keep {
+		bytes += f.size
+	}
+	for _, f := range keep {
+		if files <= s.maxFiles && bytes <= maxBytes {
+			break
+		}
+		if f.name != newest {
+			drop = append(drop, f.name)
+			files--
+			bytes -= f.size
 		}
 	}
 	return drop
@@ -176,13 +307,10 @@ func fileTime(name string) (time.Time, bool) {
 	return t, err == nil
 }
 
-func isStaleTemp(e fs.DirEntry) bool {
-	name := e.Name()
-	if len(name) < len(tempPrefix)+len(tempSuffix) || name[:len(tempPrefix)] != tempPrefix || filepath.Ext(name) != tempSuffix {
-		return false
-	}
-	info, err := e.Info()
-	return err == nil && time.Since(info.ModTime()) > time.Hour
+// isTemp reports whether name is that of a temporary file of a write,
+// finished or not.
+func isTemp(name string) bool {
+	return len(name) >= len(tempPrefix)+len(tempSuffix) && strings.HasPrefix(name, tempPrefix) && strings.HasSuffix(name, tempSuffix)
 }
 
 // syncDir makes a rename durable where the platform allows it; failures

@@ -1,6 +1,14 @@
 package profiler
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +28,7 @@ func TestRetention(t *testing.T) {
 		files = append(files, name(ago))
 	}
 	s := &fileStore{maxFiles: 1000, all: time.Hour, hourly: 24 * time.Hour}
-	drop := s.expired(files, now, name(0))
+	drop := s.expired(unsized(files), now, name(0), math.MaxInt64)
 	var keep []string
 	for _, f := range files {
 		if !slices.Contains(drop, f) {
@@ -43,7 +51,7 @@ func TestRetention(t *testing.T) {
 
 	// maxFiles caps the total, the oldest going first.
 	s.maxFiles = 10
-	drop = s.expired(files, now, name(0))
+	drop = s.expired(unsized(files), now, name(0), math.MaxInt64)
 	if got := len(files) - len(drop); got != 10 {
 		t.Errorf("with maxFiles 10 kept %d files", got)
 	}
@@ -55,17 +63,45 @@ func TestRetention(t *testing.T) {
 	// counted against maxFiles.
 	odd := "heap-20261399T999999.000000000Z-7.pb.gz"
 	one := &fileStore{maxFiles: 1, all: time.Hour, hourly: 24 * time.Hour}
-	if drop := one.expired([]string{odd, name(0)}, now, name(0)); len(drop) != 0 {
+	if drop := one.expired(unsized([]string{odd, name(0)}), now, name(0), math.MaxInt64); len(drop) != 0 {
 		t.Errorf("with an unparsable name beside the new file, dropped %q", drop)
 	}
 
 	// Files dated in the future count as recent, but never push out the
 	// file just written, even past maxFiles.
 	future := []string{name(0), name(-time.Hour), name(-2 * time.Hour), name(-3 * time.Hour)}
-	drop = one.expired(future, now, name(0))
+	drop = one.expired(unsized(future), now, name(0), math.MaxInt64)
 	if slices.Contains(drop, name(0)) || len(drop) != 3 {
 		t.Errorf("with three future files and maxFiles 1, dropped %q; want the three future ones, not the new file", drop)
 	}
+
+	// maxBytes caps the total size, the oldest going first, after the
+	// rules above: of the last hour's 61 files of 1000 bytes, the newest
+	// 10 fit in 10500 bytes.
+	sized := make([]profileFile, len(files))
+	for i, f := range files {
+		sized[i] = profileFile{f, 1000}
+	}
+	drop = s.expired(sized, now, name(0), 10_500)
+	if got := len(files) - len(drop); got != 10 || slices.Contains(drop, name(9*time.Minute)) || !slices.Contains(drop, name(10*time.Minute)) {
+		t.Errorf("with maxBytes 10500 kept %d files; want the newest 10, of 1000 bytes each", got)
+	}
+	// The file just written stays, even alone over the budget, and even
+	// when files dated in the future are smaller.
+	future = []string{name(time.Minute), name(0), name(-time.Minute)}
+	big := []profileFile{{future[0], 10}, {future[1], 5000}, {future[2], 10}}
+	if drop := s.expired(big, now, name(0), 1000); !slices.Equal(drop, []string{future[0], future[2]}) {
+		t.Errorf("with a new file of 5000 bytes and maxBytes 1000, dropped %q; want all but the new file", drop)
+	}
+}
+
+// unsized returns names as profile files of no size.
+func unsized(names []string) []profileFile {
+	files := make([]profileFile, len(names))
+	for i, name := range names {
+		files[i] = profileFile{name: name}
+	}
+	return files
 }
 
 // WithRetention refuses a negative window and an hourly one shorter than
@@ -80,6 +116,160 @@ func TestRetentionOptionValidated(t *testing.T) {
 		if !strings.Contains(err.Error(), "WithRetention(") {
 			t.Errorf("error %q does not name WithRetention", err)
 		}
+	}
+}
+
+// WithMaxBytes refuses a budget below one byte, naming itself.
+func TestMaxBytesOptionValidated(t *testing.T) {
+	for _, n := range []int64{0, -1} {
+		p, err := Start(WithMaxBytes(n), WithOutputDir(t.TempDir()))
+		if err == nil {
+			p.Stop()
+			t.Fatalf("Start accepted WithMaxBytes(%d)", n)
+		}
+		if !strings.Contains(err.Error(), fmt.Sprintf("WithMaxBytes(%d)", n)) {
+			t.Errorf("error %q does not name WithMaxBytes(%d)", err, n)
+		}
+	}
+}
+
+// fullDisk stands in for fileStore.writeTemp as if the output directory
+// were alone on a disk of capacity bytes: a temporary file that would take
+// the directory's files past capacity fails to write with the platform's
+// disk-full error, wrapped as writeTempFile wraps it; others are written.
+type fullDisk struct {
+	capacity int64
+	attempts int // calls to writeTemp
+	failures int // of them, those that found the disk full
+}
+
+func (d *fullDisk) writeTemp(dir string, data []byte) (string, error) {
+	d.attempts++
+	var used int64
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil {
+			used += fi.Size()
+		}
+	}
+	if used+int64(len(data)) > d.capacity {
+		d.failures++
+		err := &fs.PathError{Op: "write", Path: filepath.Join(dir, tempPrefix+"1"+tempSuffix), Err: diskFullErrors[0]}
+		return "", fmt.Errorf("writing profile file: %w", err)
+	}
+	return writeTempFile(dir, data)
+}
+
+// skipUnlessDiskFullKnown skips a test of full disks where no error is
+// known to mean one.
+func skipUnlessDiskFullKnown(t *testing.T) {
+	if len(diskFullErrors) == 0 {
+		t.Skipf("no error means a full disk on %s", runtime.GOOS)
+	}
+}
+
+// writeFiles writes size bytes to each of names in dir.
+func writeFiles(t *testing.T, dir string, size int, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), bytes.Repeat([]byte{'x'}, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dirNames lists dir's files by name.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// On a full disk, the store deletes its own oldest profile and writes the
+// new one on the second try. Files not named like its profiles are never
+// deleted, however old or large, nor is a name like a profile's whose time
+// does not parse.
+func TestDiskFullDeletesOwnOldest(t *testing.T) {
+	skipUnlessDiskFullKnown(t)
+	now := time.Now()
+	dir := t.TempDir()
+	name := func(ago time.Duration) string {
+		return "heap-" + now.UTC().Add(-ago).Format(timeLayout) + "Z-7.pb.gz"
+	}
+	foreign := []string{"core", "heap-20261399T999999.000000000Z-7.pb.gz", "notes.txt"}
+	writeFiles(t, dir, 50_000, foreign...)
+	own := []string{name(30 * time.Minute), name(20 * time.Minute), name(10 * time.Minute)}
+	writeFiles(t, dir, 1000, own...)
+	s, err := newFileStore(dir, 100, time.Hour, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &fullDisk{capacity: 3*50_000 + 3*1000} // full to the byte
+	s.writeTemp = disk.writeTemp
+
+	path, err := s.write(now, make([]byte, 900), 1<<30)
+	if err != nil {
+		t.Fatalf("write on a full disk holding old profiles: %v", err)
+	}
+	if disk.attempts != 2 || disk.failures != 1 {
+		t.Errorf("%d attempts of which %d failed; want a failure, then room made and one retry", disk.attempts, disk.failures)
+	}
+	want := append(slices.Clone(foreign), own[1], own[2], filepath.Base(path))
+	slices.Sort(want)
+	if got := dirNames(t, dir); !slices.Equal(got, want) {
+		t.Errorf("files %q, want %q: the oldest profile deleted, the new one written, nothing else touched", got, want)
+	}
+
+	// With only foreign files to delete, the write fails; nothing goes.
+	for _, name := range own[1:] {
+		os.Remove(filepath.Join(dir, name))
+	}
+	os.Remove(path)
+	disk.attempts, disk.failures = 0, 0
+	_, err = s.write(now.Add(time.Second), make([]byte, 50_001), 1<<30)
+	if !errors.Is(err, diskFullErrors[0]) || disk.attempts != 1 {
+		t.Errorf("write on a disk full of others' files: %v after %d attempts; want the disk-full error, and no retry with nothing deleted", err, disk.attempts)
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, foreign) {
+		t.Errorf("files %q after a failed write, want only the foreign ones %q", got, foreign)
+	}
+}
+
+// On a full disk, what retention would delete anyway goes before the
+// oldest file: here a second file of an hour of which retention keeps
+// only the first.
+func TestDiskFullDeletesInRetentionOrder(t *testing.T) {
+	skipUnlessDiskFullKnown(t)
+	now := time.Now()
+	dir := t.TempDir()
+	hour := now.UTC().Add(-3 * time.Hour).Truncate(time.Hour)
+	name := func(t time.Time) string { return "heap-" + t.Format(timeLayout) + "Z-7.pb.gz" }
+	hourly, thinned, recent := name(hour.Add(time.Minute)), name(hour.Add(2*time.Minute)), name(now.UTC().Add(-time.Minute))
+	writeFiles(t, dir, 1000, hourly, thinned, recent)
+	s, err := newFileStore(dir, 100, time.Hour, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &fullDisk{capacity: 3 * 1000}
+	s.writeTemp = disk.writeTemp
+	path, err := s.write(now, make([]byte, 900), 1<<30)
+	if err != nil {
+		t.Fatalf("write on a full disk: %v", err)
+	}
+	want := []string{hourly, recent, filepath.Base(path)}
+	slices.Sort(want)
+	if got := dirNames(t, dir); !slices.Equal(got, want) {
+		t.Errorf("files %q, want %q: the second file of its hour deleted, the hourly one kept", got, want)
 	}
 }
 

@@ -12,6 +12,7 @@ const (
 	DefaultOutputDir     = "heapprofiles"
 	DefaultFlushInterval = 60 * time.Second
 	DefaultMaxFiles      = 100
+	DefaultMaxBytes      = 256 << 20
 	DefaultRetainAll     = time.Hour
 	DefaultRetainHourly  = 24 * time.Hour
 
@@ -33,6 +34,7 @@ type config struct {
 	dir       string
 	interval  time.Duration
 	maxFiles  int
+	maxBytes  int64
 	retainAll time.Duration
 	retainHr  time.Duration
 	maxLive   int
@@ -50,6 +52,7 @@ func defaultConfig() config {
 		dir:       DefaultOutputDir,
 		interval:  DefaultFlushInterval,
 		maxFiles:  DefaultMaxFiles,
+		maxBytes:  DefaultMaxBytes,
 		retainAll: DefaultRetainAll,
 		retainHr:  DefaultRetainHourly,
 		maxLive:   defaultMaxLiveSamples,
@@ -126,6 +129,33 @@ func WithMaxFiles(n int) Option {
 	})
 }
 
+// WithMaxBytes bounds the total size of the profile files in the output
+// directory: after each write the oldest are deleted until the rest, the
+// new one included, add up to n bytes at most, whatever WithRetention and
+// WithMaxFiles would keep. The file just written is always kept, even if
+// it alone is larger than n; while it is being written the directory holds
+// it on top of the others. Like WithMaxFiles, it counts every file named
+// like this package's profiles, whichever process wrote it, and no other
+// file. n must be at least 1. The default is 256 MiB: a profile is
+// typically tens of kilobytes to a few megabytes, so the default 100 files
+// fit unless they average more than 2.5 MiB, and profiles larger than that
+// still leave a series of dozens rather than growing into gigabytes.
+//
+// The bound keeps the profiler from filling a disk, not others: when a
+// write fails because the disk is full all the same, the profiler deletes
+// files named like its profiles, those retention would delete first and
+// then the oldest, until there is room for the new one, and tries the
+// write once more. It never deletes any other file.
+func WithMaxBytes(n int64) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("WithMaxBytes(%d): must allow at least 1 byte", n)
+		}
+		c.maxBytes = n
+		return nil
+	})
+}
+
 // WithMaxLiveSamples bounds the number of sampled allocations kept live at
 // once (each takes about 60 bytes with its share of the Free filter). Past
 // the bound new samples are dropped; the drops are counted in Stats and in
@@ -133,11 +163,13 @@ func WithMaxFiles(n int) Option {
 // represents 64 GiB of live memory.
 //
 // Two fixed bounds apply besides: 65536 distinct stacks (a stack beyond
-// them is recorded under a "[stack table full]" frame) and 262144 distinct
-// (heap, stack, size, label set) combinations, each one sample line of a
-// profile; a sampled allocation of a new combination beyond that is
-// dropped and counted. Allocation sizes that vary freely at one site (say
-// a C buffer per request length) use up combinations fastest.
+// them is recorded under a "[stack table full]" frame) and 262143 distinct
+// (heap, stack, size, label set) combinations at once, each one sample
+// line of a profile. When the combinations are used up, those with nothing
+// live are recycled: their allocations stay in the profiles' alloc_*
+// figures, on one line per heap, stack and label set (without a bytes
+// label, their sizes being mixed). A sample is dropped, and counted, only
+// when every combination has live allocations.
 func WithMaxLiveSamples(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 1 || n > 1<<30 {

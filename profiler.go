@@ -64,6 +64,13 @@ type Profiler struct {
 	lastFlush    atomic.Int64 // nanoseconds
 	lastErr      atomic.Pointer[error]
 
+	// Failed writes not yet logged, and when the last line about failures
+	// was logged: see writeFile.
+	failMu        sync.Mutex
+	failures      int64 // failed writes since the last line
+	failureErr    error // the error of the last of them
+	failureLogged time.Time
+
 	statsMu      sync.Mutex
 	goHeapCounts []runtime.MemProfileRecord // Stats' buffer
 }
@@ -126,8 +133,8 @@ func Start(opts ...Option) (*Profiler, error) {
 const firstProfileDelay = time.Second
 
 // loop writes a profile soon after Start and then every flush interval
-// until Stop. A failed write is logged and counted by writeFile; the loop
-// carries on and retries at the next tick.
+// until Stop. A failed write is counted, and logged when due, by
+// writeFile; the loop carries on and retries at the next tick.
 func (p *Profiler) loop() error {
 	if p.cfg.interval > firstProfileDelay {
 		first := time.NewTimer(firstProfileDelay)
@@ -195,13 +202,31 @@ func (p *Profiler) flush() (string, error) {
 }
 
 // writeFile builds a profile, writes it atomically to a new file and prunes
-// old ones. A failure is logged, counted and returned.
+// old ones. A failure is counted, returned, and logged at most about once
+// per flush interval.
+//
+// A write that keeps failing, on a full disk say, would otherwise log a
+// line per attempt: one per tick, and one per Flush for a caller that
+// flushes in a loop. Instead a failure is logged only if the last line
+// about failures is a flush interval old, less a tenth of it; each line
+// counts the failures since the one before (failures=N, this one
+// included). The tenth is slack for the ticks: each starts its write a
+// little late, by varying amounts, so a line due only a full interval
+// after the last would skip every other tick.
+//
+// Failures of Flush count and log like the background ones. Flush returns
+// its error, but its caller (a signal handler, a debug endpoint) may drop
+// it while the log is the record an operator reads; and a Flush that
+// overlaps a tick shares its write, so a failure can be both. One count for
+// all keeps the log's counts summing to Stats().WriteErrors: failures not
+// yet logged are logged when writes succeed again, once a line is due, and
+// by Stop's final write at the latest.
 func (p *Profiler) writeFile() (string, error) {
 	begin := time.Now()
 	data, err := p.profile(begin)
 	path := ""
 	if err == nil {
-		path, err = p.files.write(begin, data)
+		path, err = p.files.write(begin, data, p.cfg.maxBytes)
 	}
 	p.lastFlush.Store(int64(time.Since(begin)))
 	if err != nil && path != "" {
@@ -212,11 +237,38 @@ func (p *Profiler) writeFile() (string, error) {
 	if err != nil {
 		p.writeErrors.Add(1)
 		p.lastErr.Store(&err)
-		p.cfg.logger.Error("profiler: writing heap profile failed", "dir", p.cfg.dir, "err", err)
+	} else {
+		p.filesWritten.Add(1)
+		p.lastErr.Store(nil)
+	}
+
+	stopping := false
+	select {
+	case <-p.done:
+		stopping = true
+	default:
+	}
+	p.failMu.Lock()
+	if err != nil {
+		p.failures++
+		p.failureErr = err
+	}
+	failures, failureErr := p.failures, p.failureErr
+	due := failures > 0 && (p.failureLogged.IsZero() || stopping ||
+		begin.Sub(p.failureLogged) >= p.cfg.interval-p.cfg.interval/10)
+	if due {
+		p.failures, p.failureErr, p.failureLogged = 0, nil, begin
+	}
+	p.failMu.Unlock()
+	switch {
+	case due && err != nil:
+		p.cfg.logger.Error("profiler: writing heap profile failed", "dir", p.cfg.dir, "err", err, "failures", failures)
+	case due:
+		p.cfg.logger.Warn("profiler: writing heap profiles again after failures", "dir", p.cfg.dir, "err", failureErr, "failures", failures)
+	}
+	if err != nil {
 		return "", err
 	}
-	p.filesWritten.Add(1)
-	p.lastErr.Store(nil)
 	return path, nil
 }
 

@@ -689,6 +689,7 @@ func TestInvalidOptions(t *testing.T) {
 		{profiler.WithFlushInterval(500 * time.Millisecond), "WithFlushInterval"},
 		{profiler.WithMaxFiles(0), "WithMaxFiles"},
 		{profiler.WithMaxFiles(-1), "WithMaxFiles"},
+		{profiler.WithMaxBytes(0), "WithMaxBytes"},
 		{profiler.WithMaxLiveSamples(0), "WithMaxLiveSamples"},
 		{profiler.WithStackDepth(0), "WithStackDepth"},
 		{profiler.WithStackDepth(257), "WithStackDepth"},

@@ -14,7 +14,7 @@ import (
 // is dropped: here because every group has live allocations.
 func TestReusedKeyEndsRecordWhenDropped(t *testing.T) {
 	p := startTestProfiler(t, WithSamplingRate(1), WithMaxLiveSamples(1<<19))
-	const key = 1 << 40
+	const key = 1 << 30
 	Alloc(key, 100)
 	// Fill the group table with live groups of other sizes.
 	for size := 101; p.table.groups.n.Load() < maxGroups; size++ {
@@ -100,7 +100,7 @@ func TestGroupsRecycled(t *testing.T) {
 // profiles: the totals stay exact at rate 1 and nothing is dropped.
 func TestGroupsRecycledConcurrently(t *testing.T) {
 	p := startTestProfiler(t, WithSamplingRate(1))
-	const workers, each = 4, maxGroups/3
+	const workers, each = 4, maxGroups / 3
 	var wantObjects, wantBytes, live, liveBytes atomic.Int64
 	stop := make(chan struct{})
 	var writers sync.WaitGroup
