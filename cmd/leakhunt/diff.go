@@ -13,7 +13,7 @@ import (
 	"github.com/leakhunt/profiler/internal/leakrank"
 )
 
-const diffSynopsis = "leakhunt diff [-json] [-n N] [-o FILE] OLD NEW"
+const diffSynopsis = "leakhunt diff [-json] [-n N] [-o FILE] [-max-profile-size SIZE] OLD NEW"
 
 // shrankShown bounds the sites that shrank in the output: diff is about
 // what grew, the shrinks are context.
@@ -23,7 +23,8 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print a JSON object instead of tables")
 	top := fs.Int("n", 10, "show the `N` sites that grew most, 0 for all")
-	out := fs.String("o", "", "also write the delta profile, NEW minus OLD, to `FILE` for go tool pprof")
+	out := fs.String("o", "", "also write the delta profile, NEW minus OLD, to `FILE` for go tool pprof (rank and diff refuse it)")
+	maxSize := maxProfileSizeFlag(fs)
 	if status, ok := parseFlags(fs, args, diffSynopsis, stderr); !ok {
 		return status
 	}
@@ -32,14 +33,17 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, diffSynopsis, "diff: name two profiles, OLD and NEW (got %d)", fs.NArg())
 	case *top < 0:
 		return usageError(stderr, diffSynopsis, "diff: -n %d: must be 0 (all) or more", *top)
+	case *maxSize <= 0:
+		return usageError(stderr, diffSynopsis, "diff: -max-profile-size %v: must be positive", maxSize)
 	}
 	oldPath, newPath := fs.Arg(0), fs.Arg(1)
+	opts := leakrank.ReadOptions{MaxSize: int64(*maxSize)}
 
-	oldProf, oldSnap, err := readSnapshot(oldPath)
+	oldProf, oldSnap, err := readSnapshot(oldPath, opts)
 	if err != nil {
 		return inputError(stderr, err)
 	}
-	newProf, newSnap, err := readSnapshot(newPath)
+	newProf, newSnap, err := readSnapshot(newPath, opts)
 	if err != nil {
 		return inputError(stderr, err)
 	}
@@ -80,8 +84,8 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func readSnapshot(path string) (*profile.Profile, *leakrank.Snapshot, error) {
-	p, err := leakrank.ReadProfile(path)
+func readSnapshot(path string, opts leakrank.ReadOptions) (*profile.Profile, *leakrank.Snapshot, error) {
+	p, err := leakrank.ReadProfile(path, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -110,11 +114,10 @@ func writeDelta(path string, oldProf, newProf *profile.Profile, oldPath, newPath
 			}
 		}
 	}
-	d, err := leakrank.DeltaProfile(oldProf, newProf)
+	d, err := leakrank.DeltaProfile(oldProf, newProf, oldPath, newPath)
 	if err != nil {
 		return err
 	}
-	d.Comments = append(d.Comments, fmt.Sprintf("leakhunt delta profile: %s minus %s", newPath, oldPath))
 	var buf bytes.Buffer
 	if err := d.Write(&buf); err != nil {
 		return fmt.Errorf("encoding the delta profile: %w", err)

@@ -1,8 +1,8 @@
 // Command leakhunt reads the heap profiles that github.com/leakhunt/profiler
 // writes and points at leaks.
 //
-//	leakhunt rank [-json] [-n N] [-old AGE] DIR|FILE...
-//	leakhunt diff [-json] [-n N] [-o FILE] OLD NEW
+//	leakhunt rank [-json] [-n N] [-old AGE] [-max-profile-size SIZE] DIR|FILE...
+//	leakhunt diff [-json] [-n N] [-o FILE] [-max-profile-size SIZE] OLD NEW
 //
 // rank reads a time series of profiles (a directory stands for its
 // heap-*.pb.gz files, or if it has none for its *.pb.gz files) and ranks
@@ -14,9 +14,18 @@
 // command that opens the same view, and can write the difference as a
 // profile of its own.
 //
+// Profiles are read from regular files only, or links to them: opening a
+// named pipe waits for a writer that may never come. A named pipe, device
+// or socket named on the command line is an error; one in a directory is
+// skipped. A profile larger than -max-profile-size (256MiB by default), on
+// disk or decompressed, is an error: real profiles are a few MiB, and a
+// file that decompresses to more is more likely a gzip bomb. A delta
+// profile written by diff -o is refused wherever a snapshot is needed:
+// it is the change between two snapshots, not one.
+//
 // Exit status: 0 on success, 1 when the input is bad (no profiles, a file
-// that is not a heap profile, profiles of different programs, a single
-// snapshot), 2 on a usage error.
+// that is not a heap profile or is too large, a delta profile, profiles of
+// different programs, a single snapshot), 2 on a usage error.
 package main
 
 import (
@@ -24,8 +33,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/leakhunt/profiler/internal/leakrank"
 )
 
 const (
@@ -35,11 +49,11 @@ const (
 )
 
 const usage = `usage:
-  leakhunt rank [-json] [-n N] [-old AGE] DIR|FILE...
+  leakhunt rank [-json] [-n N] [-old AGE] [-max-profile-size SIZE] DIR|FILE...
       rank allocation sites by how steadily their in-use memory grows
       over a series of profiles (DIR: its heap-*.pb.gz files, or if it
-      has none its *.pb.gz files)
-  leakhunt diff [-json] [-n N] [-o FILE] OLD NEW
+      has none its *.pb.gz files; only regular files, others are skipped)
+  leakhunt diff [-json] [-n N] [-o FILE] [-max-profile-size SIZE] OLD NEW
       show what grew between two profiles, and how to see it in pprof
 
 Run "leakhunt rank -h" or "leakhunt diff -h" for the flags.
@@ -107,6 +121,56 @@ func usageError(stderr io.Writer, synopsis, format string, args ...any) int {
 
 // inputError reports bad input.
 func inputError(stderr io.Writer, err error) int {
+	if errors.Is(err, leakrank.ErrTooLarge) {
+		fmt.Fprintf(stderr, "leakhunt: %v (-max-profile-size raises the limit)\n", err)
+		return exitBadInput
+	}
 	fmt.Fprintf(stderr, "leakhunt: %v\n", err)
 	return exitBadInput
+}
+
+// maxProfileSizeFlag defines the -max-profile-size flag of fs.
+func maxProfileSizeFlag(fs *flag.FlagSet) *byteSize {
+	size := byteSize(leakrank.DefaultMaxProfileSize)
+	fs.Var(&size, "max-profile-size",
+		"read at most `SIZE` of a profile, on disk and decompressed: bytes, or a number with a unit, KiB, MiB, GiB...")
+	return &size
+}
+
+// byteSize is a flag.Value of a number of bytes: a whole number, with an
+// optional binary unit (B, KiB, MiB, GiB, TiB, PiB, EiB). Decimal units
+// such as MB are refused, rather than read one way or the other.
+type byteSize int64
+
+var byteUnits = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+
+func (s *byteSize) String() string {
+	n, u := int64(*s), 0
+	for n != 0 && n%1024 == 0 && u < len(byteUnits)-1 {
+		n /= 1024
+		u++
+	}
+	return strconv.FormatInt(n, 10) + byteUnits[u]
+}
+
+func (s *byteSize) Set(v string) error {
+	digits := strings.TrimRight(v, "KMGTPEiB")
+	unit := v[len(digits):]
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return fmt.Errorf("want a whole number of bytes, with a unit or not")
+	}
+	scale := int64(1)
+	if unit != "" {
+		i := slices.Index(byteUnits, unit)
+		if i < 0 {
+			return fmt.Errorf("unknown unit %q: want one of %s", unit, strings.Join(byteUnits, ", "))
+		}
+		scale = 1 << (10 * i)
+	}
+	if n > math.MaxInt64/scale || n < math.MinInt64/scale {
+		return fmt.Errorf("more than an int64 holds")
+	}
+	*s = byteSize(n * scale)
+	return nil
 }

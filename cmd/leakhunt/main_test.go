@@ -280,7 +280,7 @@ func TestBadInput(t *testing.T) {
 		{"diff junk", []string{"diff", paths[0], junk}, 1, []string{"leakhunt: " + junk + ": not a pprof profile"}},
 		{"diff two programs", []string{"diff", paths[0], otherPath}, 1, []string{"leakhunt: profiles from different programs"}},
 		{"diff overwrite input", []string{"diff", "-o", paths[1], paths[0], paths[1]}, 1, []string{"leakhunt: -o " + paths[1] + ": would overwrite the input"}},
-		{"diff directory", []string{"diff", dir, paths[0]}, 1, []string{"leakhunt: read " + dir}},
+		{"diff directory", []string{"diff", dir, paths[0]}, 1, []string{"leakhunt: " + dir + ": not a regular file (a directory)"}},
 	} {
 		status, out, errOut := leakhunt(t, tc.args...)
 		if status != tc.status {

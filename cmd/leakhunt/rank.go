@@ -12,7 +12,7 @@ import (
 	"github.com/leakhunt/profiler/internal/leakrank"
 )
 
-const rankSynopsis = "leakhunt rank [-json] [-n N] [-old AGE] DIR|FILE..."
+const rankSynopsis = "leakhunt rank [-json] [-n N] [-old AGE] [-max-profile-size SIZE] DIR|FILE..."
 
 // timeLayout shows milliseconds: profiles written by Flush in a test are
 // that close together.
@@ -24,6 +24,7 @@ func runRank(args []string, stdout, stderr io.Writer) int {
 	top := fs.Int("n", 10, "show the top `N` sites, 0 for all")
 	old := fs.Duration("old", leakrank.DefaultOldAge,
 		"objects at least `AGE` old count as old (ages are recorded in steps: ..., 30m, 1h, 2h, 3h, 6h, 12h, 24h, ...)")
+	maxSize := maxProfileSizeFlag(fs)
 	if status, ok := parseFlags(fs, args, rankSynopsis, stderr); !ok {
 		return status
 	}
@@ -34,9 +35,11 @@ func runRank(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, rankSynopsis, "rank: -n %d: must be 0 (all) or more", *top)
 	case *old <= 0:
 		return usageError(stderr, rankSynopsis, "rank: -old %v: must be positive", *old)
+	case *maxSize <= 0:
+		return usageError(stderr, rankSynopsis, "rank: -max-profile-size %v: must be positive", maxSize)
 	}
 
-	snaps, err := leakrank.Load(fs.Args())
+	snaps, err := leakrank.Load(fs.Args(), leakrank.ReadOptions{MaxSize: int64(*maxSize)})
 	if err != nil {
 		return inputError(stderr, err)
 	}

@@ -15,8 +15,9 @@ type Change struct {
 	Old, New int64 // in-use bytes
 }
 
-// Delta returns the growth from Old to New, negative for a shrink.
-func (c Change) Delta() int64 { return c.New - c.Old }
+// Delta returns the growth from Old to New, negative for a shrink; one
+// beyond an int64 is math.MaxInt64 or math.MinInt64.
+func (c Change) Delta() int64 { return saturatingSub(c.New, c.Old) }
 
 // Diff returns the sites whose in-use bytes differ between before and
 // after: the one that grew most first, the one that shrank most last. For
@@ -58,8 +59,13 @@ func Diff(before, after *Snapshot) []Change {
 // too, since the difference is not as of either time, and replaced by one
 // that says over which times the Go heap's figures changed.
 //
+// The result is marked as a delta profile by a comment that names its
+// inputs, "leakhunt delta profile: afterName minus beforeName", for the
+// person reading it in pprof and for NewSnapshot, which refuses it: where
+// every site grew, nothing else tells it from a snapshot.
+//
 // DeltaProfile uses up its arguments: it changes both.
-func DeltaProfile(before, after *profile.Profile) (*profile.Profile, error) {
+func DeltaProfile(before, after *profile.Profile, beforeName, afterName string) (*profile.Profile, error) {
 	// Merge compares period types and would dereference a missing one.
 	if before.PeriodType == nil || after.PeriodType == nil {
 		return nil, fmt.Errorf("cannot subtract profiles without a period type")
@@ -91,5 +97,6 @@ func DeltaProfile(before, after *profile.Profile) (*profile.Profile, error) {
 	if stampedBefore || stampedAfter {
 		d.Comments = append(d.Comments, goHeapChangeComment(goSince, goAt))
 	}
+	d.Comments = append(d.Comments, deltaPrefix+afterName+" minus "+beforeName)
 	return d, nil
 }

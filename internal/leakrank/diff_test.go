@@ -2,8 +2,13 @@ package leakrank
 
 import (
 	"bytes"
+	"math"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/pprof/profile"
 	"github.com/leakhunt/profiler/internal/leakrank/leakranktest"
@@ -48,7 +53,7 @@ func TestDiff(t *testing.T) {
 // result back.
 func TestDeltaProfile(t *testing.T) {
 	series := leakranktest.LeakSeries(5)
-	d, err := DeltaProfile(series[1].Build(), series[4].Build())
+	d, err := DeltaProfile(series[1].Build(), series[4].Build(), "before.pb.gz", "after.pb.gz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +90,75 @@ func TestDeltaProfileNoPeriodType(t *testing.T) {
 	a := leakranktest.LeakSeries(1)[0].Build()
 	b := leakranktest.LeakSeries(1)[0].Build()
 	b.PeriodType = nil
-	if _, err := DeltaProfile(a, b); err == nil {
+	if _, err := DeltaProfile(a, b, "before.pb.gz", "after.pb.gz"); err == nil {
 		t.Error("no error subtracting a profile without a period type")
+	}
+}
+
+// Sizes that add up beyond an int64 are math.MaxInt64, so what grew shows
+// as growth and what shrank as a shrink.
+func TestDiffSaturates(t *testing.T) {
+	const huge = math.MaxInt64
+	shrinks, grows := []string{"app.shrinks"}, []string{"app.grows"}
+	sample := func(stack []string, inuse int64) leakranktest.Sample {
+		return leakranktest.Sample{Heap: "h", Stack: stack, InUse: inuse, Age: -1}
+	}
+	snaps := snapshots(t, []leakranktest.Profile{
+		{Time: leakranktest.Start, Samples: []leakranktest.Sample{sample(shrinks, huge), sample(shrinks, huge), sample(grows, 1000)}},
+		{Time: leakranktest.Start.Add(time.Minute), Samples: []leakranktest.Sample{sample(shrinks, 998), sample(grows, huge), sample(grows, huge)}},
+	})
+	changes := Diff(snaps[0], snaps[1])
+	if len(changes) != 2 {
+		t.Fatalf("changes %+v, want 2", changes)
+	}
+	if c := changes[0]; c.Function() != "app.grows" || c.Old != 1000 || c.New != huge || c.Delta() != huge-1000 {
+		t.Errorf("first change %+v, delta %d; want app.grows from 1000 to %d", c, c.Delta(), int64(huge))
+	}
+	if c := changes[1]; c.Function() != "app.shrinks" || c.Old != huge || c.New != 998 || c.Delta() != 998-huge {
+		t.Errorf("last change %+v, delta %d; want app.shrinks from %d to 998", c, c.Delta(), int64(huge))
+	}
+}
+
+// A delta profile of two profiles between which everything grew has no
+// negative value to give it away; its comment does, and it is refused as a
+// snapshot, by name, whether read alone or with others from a directory.
+func TestDeltaProfileIsNoSnapshot(t *testing.T) {
+	series := leakranktest.LeakSeries(3)[1:] // every site present in both
+	for i := range series {
+		for j := range series[i].Samples {
+			series[i].Samples[j].InUse = int64(i+1) << 20 // and every site grew
+		}
+	}
+	d, err := DeltaProfile(series[0].Build(), series[1].Build(), "before.pb.gz", "after.pb.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := d.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseProfile("delta.pb.gz", buf.Bytes(), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range back.Sample {
+		if s.Value[3] <= 0 {
+			t.Fatalf("delta profile holds %d in-use bytes: want only growth", s.Value[3])
+		}
+	}
+	if _, err := NewSnapshot("delta.pb.gz", back); err == nil || !strings.HasPrefix(err.Error(), "delta.pb.gz: a delta profile") {
+		t.Errorf("NewSnapshot: error %v, want one that names delta.pb.gz as a delta profile", err)
+	}
+
+	dir := t.TempDir()
+	paths := leakranktest.WriteSeries(t, dir, series)
+	delta := filepath.Join(dir, "heap-20261126T070000.000000000Z-4242.pb.gz")
+	if err := os.WriteFile(delta, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{dir}, {paths[0], delta, paths[1]}} {
+		if _, err := Load(args, ReadOptions{}); err == nil || !strings.HasPrefix(err.Error(), delta+": a delta profile") {
+			t.Errorf("Load(%q): error %v, want one that names %s as a delta profile", args, err, delta)
+		}
 	}
 }

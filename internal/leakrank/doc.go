@@ -11,6 +11,13 @@
 // Runs splits them where the program restarted; Rank scores the sites of
 // a series; Diff and DeltaProfile compare two snapshots.
 //
+// Files come from anywhere, so reading them is guarded: only regular files
+// are opened, since opening a named pipe waits for a writer; a profile is
+// bounded in size, on disk and decompressed (ReadOptions), since a few
+// hundred KiB of gzip can decompress to gigabytes; a delta profile, which
+// DeltaProfile marks, is refused as a snapshot; and in-use figures that add
+// up beyond an int64 stop at math.MaxInt64 rather than turn negative.
+//
 // In-use figures are placed in time where they belong. Those of the hook's
 // heaps are of the moment the profile was written. Those of the Go heap
 // (heap=go) are the runtime's, which describe the heap as of the mark

@@ -19,7 +19,7 @@ func TestGoHeapTimeComment(t *testing.T) {
 	}
 	// Through the file format, among the profiler's other comments.
 	p := leakranktest.Profile{Time: leakranktest.Start, Comments: []string{"go heap: runtime.MemProfileRate 524288", c}}
-	back, err := ParseProfile("p.pb.gz", p.Encode(t))
+	back, err := ParseProfile("p.pb.gz", p.Encode(t), ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestDeltaProfileGoHeapTime(t *testing.T) {
 		{"after only", ps[0], ps[11], goHeapChangeComment(ps[0].Time, must(GoHeapTime(ps[11].Build())))},
 		{"neither", ps[0], ps[0], ""},
 	} {
-		d, err := DeltaProfile(tc.before.Build(), tc.after.Build())
+		d, err := DeltaProfile(tc.before.Build(), tc.after.Build(), "before.pb.gz", "after.pb.gz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +241,7 @@ func TestDeltaProfileGoHeapTime(t *testing.T) {
 		if err := d.Write(&buf); err != nil {
 			t.Fatal(err)
 		}
-		back, err := ParseProfile("delta.pb.gz", buf.Bytes())
+		back, err := ParseProfile("delta.pb.gz", buf.Bytes(), ReadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

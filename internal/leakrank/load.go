@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,8 +21,11 @@ import (
 var dirPatterns = []string{"heap-*.pb.gz", "*.pb.gz"}
 
 // profilePaths returns the profile files args name: a directory stands
-// for its files that match the first of dirPatterns that matches any, in
-// name order, and any other argument for itself.
+// for its regular files that match the first of dirPatterns that matches
+// any, in name order, and any other argument for itself. Only regular
+// files are profiles, since opening a named pipe for reading waits for a
+// writer: given by name, anything else is an error; in a directory, it is
+// skipped. A link counts as what it leads to.
 func profilePaths(args []string) ([]string, error) {
 	if len(args) == 0 {
 		return nil, errors.New("no profiles given")
@@ -33,6 +37,9 @@ func profilePaths(args []string) ([]string, error) {
 			return nil, err
 		}
 		if !info.IsDir() {
+			if err := checkRegular(arg, info.Mode()); err != nil {
+				return nil, err
+			}
 			out = append(out, arg)
 			continue
 		}
@@ -57,8 +64,16 @@ func profilesIn(dir string) ([]string, error) {
 	for _, pattern := range dirPatterns {
 		var out []string
 		for _, e := range entries {
-			if ok, _ := filepath.Match(pattern, e.Name()); ok && !e.IsDir() {
-				out = append(out, filepath.Join(dir, e.Name()))
+			if ok, _ := filepath.Match(pattern, e.Name()); !ok {
+				continue
+			}
+			path := filepath.Join(dir, e.Name())
+			regular, err := isRegular(path, e)
+			if err != nil {
+				return nil, err
+			}
+			if regular {
+				out = append(out, path)
 			}
 		}
 		if len(out) > 0 {
@@ -68,11 +83,30 @@ func profilesIn(dir string) ([]string, error) {
 	return nil, nil
 }
 
+// isRegular reports whether e, found at path, is a regular file or a link
+// to one. A link that leads nowhere is not.
+func isRegular(path string, e fs.DirEntry) (bool, error) {
+	if e.Type()&fs.ModeSymlink == 0 {
+		return e.Type().IsRegular(), nil
+	}
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return info.Mode().IsRegular(), nil
+}
+
 // Load reads the profiles args name (see profilePaths) into snapshots
 // ordered by time, the file name breaking ties. It fails, naming the file,
-// if one cannot be read or is not a heap profile, and if two come from
-// different programs.
-func Load(args []string) ([]*Snapshot, error) {
+// if one cannot be read (see ReadProfile) or is not a heap snapshot (see
+// NewSnapshot), and if two come from different programs.
+func Load(args []string, opts ReadOptions) ([]*Snapshot, error) {
+	if _, err := opts.maxSize(); err != nil {
+		return nil, err
+	}
 	paths, err := profilePaths(args)
 	if err != nil {
 		return nil, err
@@ -84,7 +118,7 @@ func Load(args []string) ([]*Snapshot, error) {
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, f := range paths {
 		g.Go(func() error {
-			snaps[i], errs[i] = readSnapshot(f, cache)
+			snaps[i], errs[i] = readSnapshot(f, opts, cache)
 			return nil
 		})
 	}
@@ -108,8 +142,8 @@ func Load(args []string) ([]*Snapshot, error) {
 	return snaps, nil
 }
 
-func readSnapshot(path string, cache *siteCache) (*Snapshot, error) {
-	p, err := ReadProfile(path)
+func readSnapshot(path string, opts ReadOptions, cache *siteCache) (*Snapshot, error) {
+	p, err := ReadProfile(path, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ func TestLoadDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	snaps, err := Load([]string{dir})
+	snaps, err := Load([]string{dir}, ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestLoadDirectoryOtherNames(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a profile"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	snaps, err := Load([]string{dir})
+	snaps, err := Load([]string{dir}, ReadOptions{})
 	if err != nil || len(snaps) != 3 {
 		t.Fatalf("loaded %d snapshots, error %v; want 3", len(snaps), err)
 	}
@@ -66,7 +66,7 @@ func TestLoadOrdersByTime(t *testing.T) {
 		}
 		args = append([]string{path}, args...)
 	}
-	snaps, err := Load(args)
+	snaps, err := Load(args, ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestLoadErrors(t *testing.T) {
 		{"junk", []string{good, junk}, []string{junk + ": not a pprof profile"}},
 		{"two programs", []string{good, otherPath}, []string{"different programs", good, otherPath, "b00c1d", "0therb1d"}},
 	} {
-		_, err := Load(tc.args)
+		_, err := Load(tc.args, ReadOptions{})
 		if err == nil {
 			t.Errorf("%s: no error", tc.name)
 			continue

@@ -196,12 +196,14 @@ func score(s SiteRank, total int64) float64 {
 // oldSecs seconds old.
 func oldShare(u *Usage, oldSecs int64) float64 {
 	if u.InUse <= 0 {
-		return 0 // only if the sum overflowed: the values are positive
+		return 0 // nothing held, in a Usage made by hand
 	}
+	// Summed like InUse, saturating, so old <= InUse holds even where
+	// both hit math.MaxInt64.
 	var old int64
 	for age, v := range u.ByAge {
 		if age >= oldSecs {
-			old += v
+			old = saturatingAdd(old, v)
 		}
 	}
 	return float64(old) / float64(u.InUse)

@@ -219,3 +219,30 @@ func TestRankSkipsProfilerOwnMemory(t *testing.T) {
 		t.Errorf("the leak ranks %d, want first", i+1)
 	}
 }
+
+// Sizes of math.MaxInt64, which the profiler writes for a size beyond an
+// int64, add up to math.MaxInt64: no history, in-use figure or share is
+// negative, and the site that grew ranks first.
+func TestRankSaturates(t *testing.T) {
+	const huge = math.MaxInt64
+	shrinks, grows := []string{"app.shrinks"}, []string{"app.grows"}
+	sample := func(stack []string, inuse int64) leakranktest.Sample {
+		return leakranktest.Sample{Heap: "h", Stack: stack, InUse: inuse, Age: 7200}
+	}
+	r, err := Rank(snapshots(t, []leakranktest.Profile{
+		{Time: leakranktest.Start, Samples: []leakranktest.Sample{sample(shrinks, huge), sample(shrinks, huge), sample(grows, 1000)}},
+		{Time: leakranktest.Start.Add(time.Minute), Samples: []leakranktest.Sample{sample(shrinks, 998), sample(grows, huge), sample(grows, huge)}},
+	}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.First.InUse != huge || r.Last.InUse != huge {
+		t.Errorf("in use %d then %d, want %d both", r.First.InUse, r.Last.InUse, int64(huge))
+	}
+	if i, s := rankOf(t, r, grows); i != 0 || !slices.Equal(s.History, []int64{1000, huge}) || s.Score <= 0 || s.OldShare != 1 {
+		t.Errorf("growing site ranked %d, history %v, score %g, old share %g", i+1, s.History, s.Score, s.OldShare)
+	}
+	if _, s := rankOf(t, r, shrinks); !slices.Equal(s.History, []int64{huge, 998}) || s.Share < 0 || s.Growth >= 0 {
+		t.Errorf("shrinking site: history %v, share %g, growth %g", s.History, s.Share, s.Growth)
+	}
+}

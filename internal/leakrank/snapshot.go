@@ -2,7 +2,7 @@ package leakrank
 
 import (
 	"fmt"
-	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,10 +33,10 @@ func (s Site) Function() string {
 // Usage is the memory a site holds in one snapshot.
 type Usage struct {
 	Site  Site
-	InUse int64 // bytes
+	InUse int64 // bytes, math.MaxInt64 for more
 	// ByAge holds the in-use bytes of the samples that carry an age label,
-	// by age in seconds (rounded down by the profiler); nil when none do,
-	// as for the Go heap.
+	// by age in seconds (rounded down by the profiler), math.MaxInt64 for
+	// more; nil when none do, as for the Go heap.
 	ByAge map[int64]int64
 }
 
@@ -51,7 +51,7 @@ type Snapshot struct {
 	// are taken to be as of Time.
 	GoHeapTime time.Time
 	Program    Program
-	InUse      int64             // in-use bytes of all sites
+	InUse      int64             // in-use bytes of all sites, math.MaxInt64 for more
 	Sites      map[string]*Usage // by site key (heap and stack)
 }
 
@@ -64,29 +64,11 @@ func (s *Snapshot) figuresTime(heap string) time.Time {
 	return s.Time
 }
 
-// ReadProfile reads and parses the profile file at path.
-func ReadProfile(path string) (*profile.Profile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return ParseProfile(path, data)
-}
-
-// ParseProfile parses data, a pprof profile (gzipped or not) named name.
-// It is what `go tool pprof` runs on a file, so what it rejects pprof
-// would too.
-func ParseProfile(name string, data []byte) (*profile.Profile, error) {
-	p, err := profile.ParseData(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: not a pprof profile: %v", name, err)
-	}
-	return p, nil
-}
-
 // NewSnapshot reduces p, the heap profile read from the file name, to a
-// Snapshot. It fails if p has no inuse_space/bytes values, or has negative
-// ones, which only a delta (diff) profile has.
+// Snapshot. It fails if p has no inuse_space/bytes values, and if p is a
+// delta profile: one that DeltaProfile marked, or one with negative
+// values, which only a delta has. In-use totals that do not fit an int64
+// are math.MaxInt64.
 func NewSnapshot(name string, p *profile.Profile) (*Snapshot, error) {
 	return newSnapshot(name, p, nil)
 }
@@ -102,6 +84,9 @@ func newSnapshot(name string, p *profile.Profile, cache *siteCache) (*Snapshot, 
 	if inuse < 0 {
 		return nil, fmt.Errorf("%s: not a heap profile: it has no inuse_space/bytes values (its sample types: %s)",
 			name, sampleTypes(p))
+	}
+	if isDelta(p) {
+		return nil, fmt.Errorf("%s: a delta profile (the difference of two profiles, as leakhunt diff -o writes), not a snapshot", name)
 	}
 	s := &Snapshot{
 		Path:     name,
@@ -129,16 +114,27 @@ func newSnapshot(name string, p *profile.Profile, cache *siteCache) (*Snapshot, 
 			k, u.Site = cache.intern(k, sample)
 			s.Sites[k] = u
 		}
-		u.InUse += v
-		s.InUse += v
+		// The profiler writes a size beyond an int64 as math.MaxInt64, and
+		// two of them would wrap around to a negative total.
+		u.InUse = saturatingAdd(u.InUse, v)
+		s.InUse = saturatingAdd(s.InUse, v)
 		if age, ok := sampleAge(sample); ok {
 			if u.ByAge == nil {
 				u.ByAge = make(map[int64]int64)
 			}
-			u.ByAge[age] += v
+			u.ByAge[age] = saturatingAdd(u.ByAge[age], v)
 		}
 	}
 	return s, nil
+}
+
+// deltaPrefix starts the comment by which DeltaProfile marks a delta
+// profile.
+const deltaPrefix = "leakhunt delta profile: "
+
+// isDelta reports whether p has the comment that marks a delta profile.
+func isDelta(p *profile.Profile) bool {
+	return slices.ContainsFunc(p.Comments, func(c string) bool { return strings.HasPrefix(c, deltaPrefix) })
 }
 
 func sampleTypes(p *profile.Profile) string {

@@ -1,6 +1,7 @@
 package leakrank
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -55,6 +56,34 @@ func TestNewSnapshotSites(t *testing.T) {
 			if u.InUse != 4<<20 || u.ByAge != nil {
 				t.Errorf("go heap: in use %d, by age %v; want no ages", u.InUse, u.ByAge)
 			}
+		}
+	}
+}
+
+// The profiler writes a size beyond an int64 as math.MaxInt64: two such
+// samples add up to math.MaxInt64, not to a negative total.
+func TestNewSnapshotSaturates(t *testing.T) {
+	const huge = math.MaxInt64
+	stack := []string{"app.f"}
+	p := leakranktest.Profile{Samples: []leakranktest.Sample{
+		{Heap: "h", Stack: stack, InUse: huge, Age: 60},
+		{Heap: "h", Stack: stack, InUse: huge, Age: 60},
+		{Heap: "h", Stack: []string{"app.g"}, InUse: 1000, Age: 60},
+	}}.Build()
+	s, err := NewSnapshot("p", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.InUse != huge {
+		t.Errorf("total in use %d, want %d", s.InUse, int64(huge))
+	}
+	for _, u := range s.Sites {
+		want := int64(huge)
+		if u.Site.Function() == "app.g" {
+			want = 1000
+		}
+		if u.InUse != want || u.ByAge[60] != want {
+			t.Errorf("%s: in use %d, by age %v; want %d", u.Site.Function(), u.InUse, u.ByAge, want)
 		}
 	}
 }
@@ -121,7 +150,7 @@ func TestNewSnapshotRejects(t *testing.T) {
 
 func TestParseProfileRejects(t *testing.T) {
 	for _, data := range [][]byte{nil, []byte("hello, world\n"), {0x1f, 0x8b, 0, 1, 2}} {
-		_, err := ParseProfile("junk.txt", data)
+		_, err := ParseProfile("junk.txt", data, ReadOptions{})
 		if err == nil || !strings.HasPrefix(err.Error(), "junk.txt: not a pprof profile") {
 			t.Errorf("ParseProfile(%q): error %v, want one naming junk.txt", data, err)
 		}

@@ -61,3 +61,34 @@ func kendallTau(y []float64) float64 {
 	}
 	return float64(sum) / float64(n*(n-1)/2)
 }
+
+// saturatingAdd returns a+b, or the int64 nearest to it if it does not
+// fit. In-use bytes add up with it: the profiler writes a size beyond an
+// int64 as math.MaxInt64, and two of them would otherwise wrap around to
+// -2, a negative figure that reads as a shrink.
+func saturatingAdd(a, b int64) int64 {
+	s := a + b
+	// Adding b moves a in b's direction unless the sum wrapped around.
+	if (s > a) != (b > 0) {
+		if b > 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return s
+}
+
+// saturatingSub returns a-b, or the int64 nearest to it if it does not
+// fit.
+func saturatingSub(a, b int64) int64 {
+	d := a - b
+	// Subtracting b moves a against b's direction unless the difference
+	// wrapped around.
+	if (d < a) != (b > 0) {
+		if b > 0 {
+			return math.MinInt64
+		}
+		return math.MaxInt64
+	}
+	return d
+}

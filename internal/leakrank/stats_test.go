@@ -2,6 +2,8 @@ package leakrank
 
 import (
 	"math"
+	"math/big"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -49,6 +51,52 @@ func TestKendallTau(t *testing.T) {
 	} {
 		if got := kendallTau(tc.y); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("%s: tau = %g, want %g", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestSaturatingAddSub(t *testing.T) {
+	const hi, lo = math.MaxInt64, math.MinInt64
+	for _, tc := range []struct{ a, b, sum, diff int64 }{
+		{1, 2, 3, -1},
+		{hi, hi, hi, 0},
+		{hi, 1, hi, hi - 1},
+		{hi, -1, hi - 1, hi},
+		{lo, lo, lo, 0},
+		{lo, -1, lo, lo + 1},
+		{lo, 1, lo + 1, lo},
+		{0, lo, lo, hi},
+		{-1, lo, lo, hi},
+		{-2, hi, hi - 2, lo},
+		{hi, lo, -1, hi},
+		{lo, hi, -1, lo},
+		{0, 0, 0, 0},
+	} {
+		if got := saturatingAdd(tc.a, tc.b); got != tc.sum {
+			t.Errorf("saturatingAdd(%d, %d) = %d, want %d", tc.a, tc.b, got, tc.sum)
+		}
+		if got := saturatingSub(tc.a, tc.b); got != tc.diff {
+			t.Errorf("saturatingSub(%d, %d) = %d, want %d", tc.a, tc.b, got, tc.diff)
+		}
+	}
+	// Against exact arithmetic, clamped, on values that mostly overflow.
+	clamp := func(x *big.Int) int64 {
+		switch {
+		case x.Cmp(big.NewInt(hi)) > 0:
+			return hi
+		case x.Cmp(big.NewInt(lo)) < 0:
+			return lo
+		}
+		return x.Int64()
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 10000 {
+		a, b := int64(rng.Uint64()), int64(rng.Uint64())
+		if want := clamp(new(big.Int).Add(big.NewInt(a), big.NewInt(b))); saturatingAdd(a, b) != want {
+			t.Fatalf("saturatingAdd(%d, %d) = %d, want %d", a, b, saturatingAdd(a, b), want)
+		}
+		if want := clamp(new(big.Int).Sub(big.NewInt(a), big.NewInt(b))); saturatingSub(a, b) != want {
+			t.Fatalf("saturatingSub(%d, %d) = %d, want %d", a, b, saturatingSub(a, b), want)
 		}
 	}
 }

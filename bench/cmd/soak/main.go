@@ -149,7 +149,7 @@ run:
 // time in eight, an Alloc over the live key without a Free.
 func work(w int, t *truth, ctxs []context.Context, stop <-chan struct{}) {
 	r := rand.New(rand.NewPCG(uint64(w), 1))
-	base := uintptr(w+1) << 32
+	base := uintptr(w+1) << 24 // room for keysPerWorker keys, on 32 bits too
 	for i := 0; ; i++ {
 		if i%1024 == 0 {
 			select {

@@ -1,11 +1,13 @@
 // Package leakranktest builds heap profiles shaped like the profiler's, for
 // tests of the code that reads them: the four heap sample types, a heap
 // label, a bytes label, an age label in seconds when given, and a main
-// mapping with a build ID.
+// mapping with a build ID. It also builds the files a reader must survive:
+// a gzip bomb, and on Unix a named pipe.
 package leakranktest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -180,4 +182,27 @@ func WriteSeries(t testing.TB, dir string, ps []Profile) []string {
 		paths[i] = p.Write(t, dir)
 	}
 	return paths
+}
+
+// GzipBomb returns a gzip stream that decompresses to at least size zero
+// bytes, whole MiB of them, yet is about a thousand times smaller: what a
+// profile file that claims memory only once decompressed looks like. It is
+// one small gzip member repeated, which gzip readers, Go's included, read
+// as one stream, so building it takes neither the time to compress size
+// bytes nor the memory to hold them.
+func GzipBomb(t testing.TB, size int64) []byte {
+	t.Helper()
+	const member = 1 << 20 // zero bytes in each gzip member
+	var one bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&one, gzip.BestCompression)
+	if err != nil {
+		t.Fatalf("leakranktest: %v", err)
+	}
+	if _, err := zw.Write(make([]byte, member)); err != nil {
+		t.Fatalf("leakranktest: %v", err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatalf("leakranktest: %v", err)
+	}
+	return bytes.Repeat(one.Bytes(), int((size+member-1)/member))
 }
