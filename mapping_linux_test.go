@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/pprof/profile"
+	"github.com/leakhunt/profiler/internal/leakrank"
 )
 
 // Our profiles and runtime/pprof's of the same process must name each
@@ -56,5 +57,33 @@ func TestMappingBuildIDMatchesRuntimePprof(t *testing.T) {
 	}
 	if !sawExe {
 		t.Errorf("no mapping of the executable %s", exe)
+	}
+}
+
+// What the build IDs are for: leakhunt takes a runtime/pprof heap profile
+// and ours, of the same process, for profiles of one program.
+func TestSameProgramAsRuntimePprof(t *testing.T) {
+	p := startTestProfiler(t, WithSamplingRate(4096))
+	var ours, theirs bytes.Buffer
+	if err := p.WriteProfile(&ours); err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(&theirs, 0); err != nil {
+		t.Fatal(err)
+	}
+	var snaps []*leakrank.Snapshot
+	for name, data := range map[string][]byte{"ours": ours.Bytes(), "runtime/pprof": theirs.Bytes()} {
+		prof, err := profile.ParseData(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := leakrank.NewSnapshot(name, prof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps = append(snaps, s)
+	}
+	if err := leakrank.CheckProgram(snaps); err != nil {
+		t.Errorf("leakhunt refuses to compare the two: %v", err)
 	}
 }
