@@ -12,8 +12,9 @@ import (
 
 // The hook: the entry points a program calls where memory is allocated and
 // freed. Each is an inlinable check that returns at once while no profiler
-// runs (and, for Free, while the key filter rules the key out), then an
-// outlined slow path named for what it does, as sync.Once is written.
+// runs, then an outlined path named for what it does, as sync.Once is
+// written; in Free's, the key filter's check inlines and rules out almost
+// every key before the table is touched.
 
 // Heap is a named key space for the allocation hook. Memory that the Go
 // runtime does not see (C malloc, mmap, slabs of a pool) is reported with
@@ -185,7 +186,7 @@ func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
 		return
 	}
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-	p.record(liveKey{key: key, heap: h.key()}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+	p.table.record(liveKey{key: key, heap: h.key()}, size, 0, buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
 	stackBufs.Put(buf)
 }
 
@@ -193,11 +194,13 @@ func (p *Profiler) alloc(key uintptr, h *Heap, size int) {
 // does not carry a context it never uses.
 func (p *Profiler) allocContext(ctx context.Context, key uintptr, h *Heap, size int) {
 	if !p.sampler.sampled(size) {
-		p.free(key, h)
+		if heap := h.key(); p.table.filter.mayContain(key, heap) {
+			p.table.remove(liveKey{key: key, heap: heap})
+		}
 		return
 	}
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-	p.record(liveKey{key: key, heap: h.key()}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
+	p.table.record(liveKey{key: key, heap: h.key()}, size, p.labelsOf(ctx), buf[:runtime.Callers(skipAlloc, buf[:p.depth])])
 	stackBufs.Put(buf)
 }
 
@@ -226,8 +229,11 @@ func (p *Profiler) track(ctx context.Context, ptr unsafe.Pointer, heap uint32, s
 		return
 	}
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
-	p.record(k, size, p.labelsOf(ctx), buf[:runtime.Callers(skipTrack, buf[:p.depth])])
+	p.table.record(k, size, p.labelsOf(ctx), buf[:runtime.Callers(skipTrack, buf[:p.depth])])
 	stackBufs.Put(buf)
+	// Until the record is in, the object must not die: its cleanup could
+	// run first and find nothing to remove, and the record stay for ever.
+	runtime.KeepAlive(ptr)
 }
 
 // stackBufs holds the buffers stacks are captured into, each put back
@@ -272,20 +278,4 @@ func untrack(r trackedRef) {
 	if t := r.table.Value(); t != nil {
 		t.remove(r.key)
 	}
-}
-
-// record stores a sampled allocation with its stack, exactly the depth
-// deep (whether it was cut is judged when it is written), and its label
-// set. It reports whether the sample was kept.
-func (p *Profiler) record(k liveKey, size int, labels uint32, pcs []uintptr) bool {
-	t := p.table
-	t.samples.Add(1)
-	gid := t.groups.find(t.stacks, k.heap&^trackedBit, labels, pcs, t.stacks.hash(pcs), int64(size))
-	if gid == 0 {
-		// The allocation replaces whatever was under its key, kept or not.
-		t.droppedGroup.Add(1)
-		t.remove(k)
-		return false
-	}
-	return t.insert(k, gid, t.clock())
 }

@@ -75,7 +75,7 @@ func BenchmarkHookPartRecord(b *testing.B) {
 	var i uintptr
 	for b.Loop() {
 		i++
-		p.record(liveKey{key: i%4096*64 + 64}, 64, 0, pcs[:])
+		p.table.record(liveKey{key: i%4096*64 + 64}, 64, 0, pcs[:])
 	}
 }
 
@@ -145,7 +145,7 @@ func captureOnly(p *Profiler) int {
 func captureAndRecord(p *Profiler, key uintptr) int {
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
 	pcs := buf[:runtime.Callers(2, buf[:p.depth])]
-	p.record(liveKey{key: key}, 64, 0, pcs)
+	p.table.record(liveKey{key: key}, 64, 0, pcs)
 	stackBufs.Put(buf)
 	return len(pcs)
 }

@@ -7,8 +7,8 @@ import (
 
 // hashKey hashes a live key for the table and the filter, both of which
 // use only its top bits (shard, slots): a multiply carries every input bit
-// up into them, so one is enough on the path every Free takes. Free adds
-// the heap's part, heapSeed, from a field of the Heap.
+// up into them, so one is enough on the path every Free takes. The heap's
+// part, heapSeed, is a multiple of its id.
 func hashKey(k liveKey) uint64 {
 	return (uint64(k.key) + heapSeed(k.heap)) * keyMul
 }
@@ -67,8 +67,8 @@ func newFilterSlots(n uint64) *filterSlots {
 func (c *filterSlots) slots() uint64 { return uint64(len(c.counts)) }
 
 // mayContain reports whether key may be live in heap: false means it is
-// not. It is the whole of a Free of a key that was never sampled, and
-// inlines into it.
+// not. It is all that a Free of a key that was never sampled does once a
+// profiler runs, and it inlines into the hook's paths.
 func (f *keyFilter) mayContain(key uintptr, heap uint32) bool {
 	return f.cur.Load().mayContain(hashKey(liveKey{key: key, heap: heap}))
 }

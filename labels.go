@@ -10,7 +10,7 @@ import (
 )
 
 // Label sets: the pprof labels (pprof.WithLabels, pprof.Do) found in the
-// context given to AllocContext or TrackContext, kept per sampled
+// context given to AllocContext or TrackIn, kept per sampled
 // allocation as a small id so that records stay small, and written as
 // string labels on its profile samples (-tagfocus=tenant=acme).
 

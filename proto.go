@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Field numbers of profile.proto.
@@ -407,6 +408,9 @@ func (f *foreignProfile) sample(msg []byte, index [len(sampleTypes)]int, sizeKey
 	for i, j := range index {
 		if j >= len(f.values) {
 			return s, fmt.Errorf("sample with %d values, want %d", len(f.values), len(f.sampleTypes))
+		}
+		if f.values[j] > math.MaxInt64 {
+			return s, fmt.Errorf("sample with a negative value")
 		}
 		s.values[i] = int64(f.values[j])
 	}

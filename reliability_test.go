@@ -1,12 +1,16 @@
 package profiler
 
 import (
+	"context"
 	"io"
 	"math"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 	"weak"
 )
 
@@ -173,5 +177,84 @@ func TestAbsurdSizesSaturate(t *testing.T) {
 	}
 	if total.inuseSpace != math.MaxInt64 || total.allocSpace != math.MaxInt64 {
 		t.Errorf("totals %+v as pprof adds them, want in-use and allocated bytes saturated at %d", total, int64(math.MaxInt64))
+	}
+}
+
+// Snapshots and the recycling of groups run at once without deadlock:
+// recycling happens under the group table's lock, which a snapshot takes
+// too, and nothing else is held in the other order.
+func TestSnapshotWhileRecycling(t *testing.T) {
+	tbl := newTestTable(1<<20, 1<<16)
+	pcs := []uintptr{1, 2, 3}
+	h := tbl.stacks.hash(pcs)
+	for i := range maxGroups {
+		id := tbl.groups.find(tbl.stacks, 0, 0, pcs, h, int64(i+1))
+		if id == 0 {
+			t.Fatalf("group table full after %d groups", i)
+		}
+		tbl.groups.unref(id) // as a dropped insert leaves it: recyclable
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			var s tableSnapshot
+			for range 200 {
+				tbl.snapshot(&s, time.Now())
+			}
+		})
+		wg.Go(func() {
+			for i := range 200 {
+				if id := tbl.groups.find(tbl.stacks, 0, 0, pcs, h, int64(maxGroups+1+i)); id != 0 {
+					tbl.groups.unref(id)
+				}
+			}
+		})
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("snapshots and finds that recycle groups are still running after a minute: deadlock")
+	}
+}
+
+// A label set interned while a snapshot is taken is either in the
+// snapshot with every group that uses it, or in neither: the encoder never
+// meets a group whose label set it was not given.
+func TestSnapshotLabelSetsCoverGroups(t *testing.T) {
+	tbl := newTestTable(1<<20, 1<<16)
+	pcs := []uintptr{1, 2, 3}
+	h := tbl.stacks.hash(pcs)
+	for i := range 100_000 { // live records make each snapshot take a while
+		tbl.insert(liveKey{key: uintptr(i)}, tbl.groups.find(tbl.stacks, 0, 0, pcs, h, 8), 0)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			labels := tbl.labels.intern(pprof.WithLabels(context.Background(), pprof.Labels("n", strconv.Itoa(i))))
+			if labels == 0 {
+				return // the label table is full
+			}
+			tbl.insert(liveKey{key: uintptr(1<<30 + i)}, tbl.groups.find(tbl.stacks, 0, labels, pcs, h, 8), 0)
+		}
+	})
+	e := newEncoder(func(pc uintptr) symbol { return symbol{addr: uint64(pc)} }, nil)
+	var s tableSnapshot
+	for range 200 {
+		tbl.snapshot(&s, time.Now())
+		s.heapNames = []string{defaultHeapName}
+		if _, err := e.encode(&s, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

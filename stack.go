@@ -194,8 +194,8 @@ func symbolize(pc uintptr) symbol {
 }
 
 // compareStacks orders stacks by their order key, a hash of the PCs that
-// is the same in every run of a binary, and by the PCs on a tie: a full
-// comparison of every pair of stacks was a fifth of a flush.
+// is the same in every run of a binary, and by the PCs on a tie, which is
+// cheaper than comparing every pair of stacks in full.
 func compareStacks(a, b *stack) int {
 	switch {
 	case a == b:

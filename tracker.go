@@ -33,8 +33,9 @@ const (
 )
 
 // group is one (heap, stack, size, labels) combination: the allocations a
-// profile sample describes. Its identity fields change only under both the
-// table's lock and its recycle lock; its counters are updated atomically.
+// profile sample describes. Its identity fields change only under the
+// table's lock, when it is made or recycled; its counters are updated
+// atomically.
 // Its live allocations are counted from the live table when a profile is
 // written, together with their ages.
 type group struct {
@@ -61,10 +62,11 @@ type groupTable struct {
 	chunks [groupChunks]atomic.Pointer[[groupChunkSize]group]
 	rate   int64 // of the samples, to scale a recycled group's allocations
 
-	// recycleMu is held by recycling, which rewrites groups, and shared by
-	// a snapshot while the live records it lists refer to them.
-	recycleMu sync.RWMutex
-	retired   map[retiredKey]*retiredAllocs // under mu
+	// idle counts the groups with no reference, which recycling could
+	// free: when none is, a full table is not scanned for each sample. It
+	// lags the references by a moment, which at worst drops a sample.
+	idle    atomic.Int64
+	retired map[retiredKey]*retiredAllocs // under mu
 }
 
 // retiredKey is what recycled groups' allocations are kept by: their heap,
@@ -94,7 +96,7 @@ func (t *groupTable) find(stacks *stackTable, heap, labels uint32, pcs []uintptr
 	h := groupHash(pcHash, heap, labels, size)
 	for g := t.byHash[h]; g != nil; g = g.next {
 		if g.heap == heap && g.labels == labels && g.size == size && g.stk.matches(pcs) {
-			g.refs.Add(1)
+			t.ref(g)
 			return g.id
 		}
 	}
@@ -103,7 +105,7 @@ func (t *groupTable) find(stacks *stackTable, heap, labels uint32, pcs []uintptr
 		h = groupHash(0, heap, labels, size)
 		for g := t.byHash[h]; g != nil; g = g.next {
 			if g.heap == heap && g.labels == labels && g.size == size && g.stk == nil {
-				g.refs.Add(1)
+				t.ref(g)
 				return g.id
 			}
 		}
@@ -132,7 +134,7 @@ func (t *groupTable) freeID() uint32 {
 		t.n.Store(n + 1)
 		return n + 1
 	}
-	if len(t.free) == 0 {
+	if len(t.free) == 0 && t.idle.Load() > 0 {
 		t.recycle()
 	}
 	if len(t.free) == 0 {
@@ -145,10 +147,9 @@ func (t *groupTable) freeID() uint32 {
 
 // recycle frees every group with nothing live and no insert on its way,
 // keeping its allocations among the retired ones. The caller holds mu, so
-// no find can take a reference meanwhile.
+// no find can take a reference meanwhile, and no snapshot is listing live
+// records that refer to groups.
 func (t *groupTable) recycle() {
-	t.recycleMu.Lock()
-	defer t.recycleMu.Unlock()
 	if t.retired == nil {
 		t.retired = make(map[retiredKey]*retiredAllocs)
 	}
@@ -161,6 +162,7 @@ func (t *groupTable) recycle() {
 		t.unlink(g)
 		*g = group{}
 		t.free = append(t.free, id)
+		t.idle.Add(-1)
 	}
 }
 
@@ -209,6 +211,20 @@ func (t *groupTable) unlink(g *group) {
 			p.next = g.next
 			return
 		}
+	}
+}
+
+// ref takes a reference to g. The caller holds mu.
+func (t *groupTable) ref(g *group) {
+	if g.refs.Add(1) == 1 {
+		t.idle.Add(-1)
+	}
+}
+
+// unref drops a reference to the group with the given id.
+func (t *groupTable) unref(id uint32) {
+	if t.get(id).refs.Add(-1) == 0 {
+		t.idle.Add(1)
 	}
 }
 
@@ -301,6 +317,21 @@ func (t *liveTable) shard(h uint64) *liveShard {
 	return &t.shards[h>>(64-liveShardBits)]
 }
 
+// record stores a sampled allocation with its stack, exactly the depth
+// deep (whether it was cut is judged when it is written), and its label
+// set; or counts it as dropped.
+func (t *liveTable) record(k liveKey, size int, labels uint32, pcs []uintptr) {
+	t.samples.Add(1)
+	gid := t.groups.find(t.stacks, k.heap&^trackedBit, labels, pcs, t.stacks.hash(pcs), int64(size))
+	if gid == 0 {
+		// The allocation replaces whatever was under its key, kept or not.
+		t.droppedGroup.Add(1)
+		t.remove(k)
+		return
+	}
+	t.insert(k, gid, t.clock())
+}
+
 // insert records a sampled allocation under k in group groupID, taking
 // over the reference that find took for it. A live record under the same
 // key is replaced: its object was freed without telling us. It reports
@@ -314,7 +345,7 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	old, replaced := s.live[k]
 	if !replaced && t.count.Load() >= t.maxLive {
 		s.mu.Unlock()
-		g.refs.Add(-1)
+		t.groups.unref(groupID)
 		t.droppedLive.Add(1)
 		return false
 	}
@@ -322,7 +353,7 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 		if t.count.Add(1) > t.maxLive { // another shard took the last place
 			t.count.Add(-1)
 			s.mu.Unlock()
-			g.refs.Add(-1)
+			t.groups.unref(groupID)
 			t.droppedLive.Add(1)
 			return false
 		}
@@ -331,7 +362,7 @@ func (t *liveTable) insert(k liveKey, groupID uint32, born uint32) bool {
 	s.live[k] = liveRecord{group: groupID, born: born}
 	s.mu.Unlock()
 	if replaced {
-		t.groups.get(old.group).refs.Add(-1)
+		t.groups.unref(old.group)
 	} else if t.filter.wantsGrowth(t.count.Load()) {
 		t.grow()
 	}
@@ -351,7 +382,7 @@ func (t *liveTable) remove(k liveKey) {
 	s.mu.Unlock()
 	if ok {
 		t.count.Add(-1)
-		t.groups.get(r.group).refs.Add(-1)
+		t.groups.unref(r.group)
 	}
 }
 
@@ -429,17 +460,13 @@ type retiredState struct {
 // snapshot fills s with the table's state at now.
 func (t *liveTable) snapshot(s *tableSnapshot, now time.Time) {
 	s.time, s.start, s.rate, s.depth = now, t.start, t.rate, t.depth
-	s.labelSets = t.labels.snapshot()
 
-	// No group is recycled while the live records are listed and the
-	// groups they refer to copied; groups made meanwhile are copied too,
-	// after their records, so every listed record has its group.
-	t.groups.recycleMu.RLock()
-	defer t.groups.recycleMu.RUnlock()
-	s.ages = t.liveAges(uint32(now.Sub(t.start)/time.Second), s.ages[:0])
-
+	// The group table's lock is held while the live records are listed and
+	// the groups copied: no group is made or recycled meanwhile, so every
+	// listed record's group is copied, as it was when the record was.
 	// Counts are read after the live records, so allocs ≥ live.
 	t.groups.mu.Lock()
+	s.ages = t.liveAges(uint32(now.Sub(t.start)/time.Second), s.ages[:0])
 	n := t.groups.n.Load()
 	s.groups = s.groups[:0]
 	for id := uint32(1); id <= n; id++ {
@@ -452,6 +479,9 @@ func (t *liveTable) snapshot(s *tableSnapshot, now time.Time) {
 		s.retired = append(s.retired, retiredState{k, *r})
 	}
 	t.groups.mu.Unlock()
+	// After the groups: a label set is interned before its group is found,
+	// so this covers every copied group's labels.
+	s.labelSets = t.labels.snapshot()
 	s.groupLive(n)
 	s.sort()
 
