@@ -116,20 +116,10 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // heap, which the profile reads and re-encodes.
 func FlushGoHeap(b *testing.B) {
 	runtimeFixture()
-	p := startProfiler(b)
-	var w countingWriter
-	if err := p.WriteProfile(&w); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.WriteProfile(io.Discard); err != nil {
-			b.Fatal(err)
-		}
-	}
+	size := timeWriteProfile(b, startProfiler(b))
 	buckets, _ := runtime.MemProfile(nil, true)
 	b.ReportMetric(float64(buckets), "buckets")
-	b.ReportMetric(float64(w.n), "B/profile")
+	b.ReportMetric(float64(size), "B/profile")
 }
 
 // measureFlush fills p's table with FlushSamples live samples over the
@@ -139,6 +129,12 @@ func measureFlush(b *testing.B, p *profiler.Profiler) int64 {
 	for i := range FlushSamples {
 		CallPath(i%NumPaths, i, hookLeaf)
 	}
+	return timeWriteProfile(b, p)
+}
+
+// timeWriteProfile writes one profile to warm the caches and times
+// WriteProfile in steady state. It returns the size of a profile.
+func timeWriteProfile(b *testing.B, p *profiler.Profiler) int64 {
 	var w countingWriter
 	if err := p.WriteProfile(&w); err != nil {
 		b.Fatal(err)

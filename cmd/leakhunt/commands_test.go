@@ -57,39 +57,8 @@ func printedCommands(out string) [][]string {
 	var cmds [][]string
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "  leakhunt ") || strings.HasPrefix(line, "  go ") {
-			cmds = append(cmds, shellWords(strings.TrimSpace(line)))
+			cmds = append(cmds, pproftest.ShellWords(strings.TrimSpace(line)))
 		}
 	}
 	return cmds
-}
-
-// shellWords splits a line into words, undoing shellQuote.
-func shellWords(line string) []string {
-	var words []string
-	var w strings.Builder
-	inWord, quoted, escaped := false, false, false
-	for _, r := range line {
-		switch {
-		case escaped:
-			w.WriteRune(r)
-			escaped = false
-		case r == '\\' && !quoted:
-			escaped, inWord = true, true
-		case r == '\'':
-			quoted, inWord = !quoted, true
-		case r == ' ' && !quoted:
-			if inWord {
-				words = append(words, w.String())
-				w.Reset()
-			}
-			inWord = false
-		default:
-			w.WriteRune(r)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, w.String())
-	}
-	return words
 }

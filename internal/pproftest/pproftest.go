@@ -86,3 +86,37 @@ func goTool() string {
 	}
 	return filepath.Join(build.Default.GOROOT, "bin", "go")
 }
+
+// ShellWords splits a command line, as a program prints it for a person to
+// paste into a POSIX shell, into its words: single quotes group, and a
+// backslash outside them escapes the next character. Tests run printed
+// commands with it exactly as printed.
+func ShellWords(line string) []string {
+	var words []string
+	var w strings.Builder
+	inWord, quoted, escaped := false, false, false
+	for _, r := range line {
+		switch {
+		case escaped:
+			w.WriteRune(r)
+			escaped = false
+		case r == '\\' && !quoted:
+			escaped, inWord = true, true
+		case r == '\'':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+			}
+			inWord = false
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words
+}
