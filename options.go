@@ -15,6 +15,7 @@ const (
 	DefaultMaxBytes      = 256 << 20
 	DefaultRetainAll     = time.Hour
 	DefaultRetainHourly  = 24 * time.Hour
+	DefaultExportTimeout = 10 * time.Second
 
 	minFlushInterval = time.Second
 )
@@ -41,6 +42,8 @@ type config struct {
 	maxStacks int
 	depth     int
 	logger    *slog.Logger
+	exporters []Exporter
+	exportTTL time.Duration // of each Export call
 	goHeap    bool
 	gcFirst   bool
 	seed      uint64 // of the sampler; 0 draws one
@@ -59,6 +62,7 @@ func defaultConfig() config {
 		maxStacks: defaultMaxStacks,
 		depth:     defaultStackDepth,
 		logger:    slog.Default(),
+		exportTTL: DefaultExportTimeout,
 		goHeap:    true,
 	}
 }
@@ -88,13 +92,61 @@ func WithSamplingRate(bytes int) Option {
 
 // WithOutputDir sets the directory profiles are written to, created with
 // mode 0700 if missing. The default is "heapprofiles", relative to the
-// working directory.
+// working directory. Of WithOutputDir and WithoutFiles, the last given
+// wins.
 func WithOutputDir(dir string) Option {
 	return optionFunc(func(c *config) error {
 		if dir == "" {
 			return fmt.Errorf("WithOutputDir(%q): directory must not be empty", dir)
 		}
 		c.dir = dir
+		return nil
+	})
+}
+
+// WithoutFiles writes no profile files, for a program whose profiles go
+// only to an exporter (WithExporter) or are only read over HTTP (Handler),
+// such as a container with a read-only root filesystem. Flush then returns
+// an empty path, and the file options (WithMaxFiles, WithMaxBytes,
+// WithRetention) have no effect.
+func WithoutFiles() Option {
+	return optionFunc(func(c *config) error {
+		c.dir = ""
+		return nil
+	})
+}
+
+// WithExporter adds a destination that every profile is sent to, besides
+// the files (or instead of them, with WithoutFiles): see Exporter. It may be
+// given more than once, for several destinations.
+//
+// Each exporter has a goroutine and a queue of its own. The queue holds
+// two profiles; a profile that arrives when it is full pushes out the
+// oldest waiting one, which is counted in Stats.ExportDropped. An
+// exporter's memory is so bounded by three profiles (two waiting, one
+// being sent), whatever its destination does.
+func WithExporter(e Exporter) Option {
+	return optionFunc(func(c *config) error {
+		if e == nil {
+			return fmt.Errorf("WithExporter(nil): exporter must not be nil")
+		}
+		c.exporters = append(c.exporters, e)
+		return nil
+	})
+}
+
+// WithExportTimeout bounds each Exporter.Export call, retries included: its
+// context is cancelled after d. Stop sends the final profile to every
+// exporter and waits for that as long, at most: an export in flight when
+// Stop begins is cancelled, the final profile superseding it. It must be
+// at least one second; the default is 10 seconds, well within the 30
+// seconds a container is usually given between SIGTERM and SIGKILL.
+func WithExportTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d < time.Second {
+			return fmt.Errorf("WithExportTimeout(%v): timeout must be at least 1s", d)
+		}
+		c.exportTTL = d
 		return nil
 	})
 }

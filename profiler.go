@@ -35,7 +35,7 @@ type Profiler struct {
 	cfg     config
 	depth   int
 	table   *liveTable
-	files   *fileStore
+	files   *fileStore // nil with WithoutFiles
 
 	// encMu serializes profiles: the Go heap reader's buffers, the
 	// snapshot and the encoder's tables are reused by each.
@@ -43,6 +43,9 @@ type Profiler struct {
 	goHeap goHeapReader
 	snap   tableSnapshot
 	enc    *encoder
+
+	exports   []*exportQueue
+	exporting sync.WaitGroup // the exporters' goroutines
 
 	group   errgroup.Group
 	flights singleflight.Group
@@ -63,13 +66,11 @@ type Profiler struct {
 	writeErrors  atomic.Int64
 	lastFlush    atomic.Int64 // nanoseconds
 	lastErr      atomic.Pointer[error]
+	writeFails   failureLog
 
-	// Failed writes not yet logged, and when the last line about failures
-	// was logged: see writeFile.
-	failMu        sync.Mutex
-	failures      int64 // failed writes since the last line
-	failureErr    error // the error of the last of them
-	failureLogged time.Time
+	exported      atomic.Int64
+	exportErrors  atomic.Int64
+	exportDropped atomic.Int64
 
 	statsMu      sync.Mutex
 	goHeapCounts []runtime.MemProfileRecord // Stats' buffer
@@ -99,9 +100,12 @@ func Start(opts ...Option) (*Profiler, error) {
 	if running != nil {
 		return nil, errors.New("profiler: Start called while a profiler is running; Stop it first")
 	}
-	files, err := newFileStore(cfg.dir, cfg.maxFiles, cfg.retainAll, cfg.retainHr)
-	if err != nil {
-		return nil, fmt.Errorf("profiler: %w", err)
+	var files *fileStore
+	if cfg.dir != "" {
+		var err error
+		if files, err = newFileStore(cfg.dir, cfg.maxFiles, cfg.retainAll, cfg.retainHr); err != nil {
+			return nil, fmt.Errorf("profiler: %w", err)
+		}
 	}
 	p := &Profiler{
 		cfg:   cfg,
@@ -120,6 +124,11 @@ func Start(opts ...Option) (*Profiler, error) {
 		seed = rand.Uint64()
 	}
 	p.sampler.init(cfg.rate, seed)
+	for _, e := range cfg.exporters {
+		q := newExportQueue(e)
+		p.exports = append(p.exports, q)
+		p.exporting.Go(func() { p.runExports(q) })
+	}
 	running = p
 	active.Store(p)
 	p.group.Go(p.loop)
@@ -158,9 +167,11 @@ func (p *Profiler) loop() error {
 	}
 }
 
-// Stop stops the hook, writes a final profile, waits for the background
-// goroutine and returns the first error met doing so. It is idempotent:
-// later calls return the same result without doing anything.
+// Stop stops the hook, writes a final profile and hands it to the
+// exporters, waits for the background goroutine and for the exports (at
+// most the export timeout, see WithExportTimeout), and returns the first
+// error met writing. It is idempotent: later calls return the same result
+// without doing anything.
 func (p *Profiler) Stop() error {
 	p.stopOnce.Do(func() {
 		p.lifecycle.Lock()
@@ -170,6 +181,7 @@ func (p *Profiler) Stop() error {
 		close(p.done)
 		errLoop := p.group.Wait()
 		_, errFlush := p.flush()
+		p.stopExports()
 		p.stopErr = errors.Join(errLoop, errFlush)
 		if p.cfg.goHeap {
 			runtime.MemProfileRate = p.prevMemProfileRate
@@ -182,8 +194,9 @@ func (p *Profiler) Stop() error {
 	return p.stopErr
 }
 
-// Flush writes a profile file now and returns its path. Calls that overlap
-// with each other or with a background write share that one write.
+// Flush writes a profile file now, hands it to the exporters, and returns
+// its path: empty with WithoutFiles. Calls that overlap with each other or
+// with a background write share that one write.
 func (p *Profiler) Flush() (string, error) {
 	p.lifecycle.RLock()
 	defer p.lifecycle.RUnlock()
@@ -201,31 +214,24 @@ func (p *Profiler) flush() (string, error) {
 	return path, err
 }
 
-// writeFile builds a profile, writes it atomically to a new file and prunes
-// old ones. A failure is counted, returned, and logged at most about once
-// per flush interval.
-//
-// A write that keeps failing, on a full disk say, would otherwise log a
-// line per attempt: one per tick, and one per Flush for a caller that
-// flushes in a loop. Instead a failure is logged only if the last line
-// about failures is a flush interval old, less a tenth of it; each line
-// counts the failures since the one before (failures=N, this one
-// included). The tenth is slack for the ticks: each starts its write a
-// little late, by varying amounts, so a line due only a full interval
-// after the last would skip every other tick.
+// writeFile builds a profile, hands it to the exporters, writes it
+// atomically to a new file and prunes old ones. A failure is counted,
+// returned, and logged at most about once per flush interval (see
+// failureLog).
 //
 // Failures of Flush count and log like the background ones. Flush returns
 // its error, but its caller (a signal handler, a debug endpoint) may drop
 // it while the log is the record an operator reads; and a Flush that
 // overlaps a tick shares its write, so a failure can be both. One count for
-// all keeps the log's counts summing to Stats().WriteErrors: failures not
-// yet logged are logged when writes succeed again, once a line is due, and
-// by Stop's final write at the latest.
+// all keeps the log's counts summing to Stats().WriteErrors.
 func (p *Profiler) writeFile() (string, error) {
 	begin := time.Now()
 	data, err := p.profile(begin)
-	path := ""
 	if err == nil {
+		p.exportAll(Profile{Data: data, Time: begin})
+	}
+	path := ""
+	if err == nil && p.files != nil {
 		path, err = p.files.write(begin, data, p.cfg.maxBytes)
 	}
 	p.lastFlush.Store(int64(time.Since(begin)))
@@ -238,7 +244,9 @@ func (p *Profiler) writeFile() (string, error) {
 		p.writeErrors.Add(1)
 		p.lastErr.Store(&err)
 	} else {
-		p.filesWritten.Add(1)
+		if p.files != nil {
+			p.filesWritten.Add(1)
+		}
 		p.lastErr.Store(nil)
 	}
 
@@ -248,23 +256,12 @@ func (p *Profiler) writeFile() (string, error) {
 		stopping = true
 	default:
 	}
-	p.failMu.Lock()
-	if err != nil {
-		p.failures++
-		p.failureErr = err
-	}
-	failures, failureErr := p.failures, p.failureErr
-	due := failures > 0 && (p.failureLogged.IsZero() || stopping ||
-		begin.Sub(p.failureLogged) >= p.cfg.interval-p.cfg.interval/10)
-	if due {
-		p.failures, p.failureErr, p.failureLogged = 0, nil, begin
-	}
-	p.failMu.Unlock()
+	due, failures, lastErr := p.writeFails.record(err, begin, p.cfg.interval, stopping)
 	switch {
 	case due && err != nil:
 		p.cfg.logger.Error("profiler: writing heap profile failed", "dir", p.cfg.dir, "err", err, "failures", failures)
 	case due:
-		p.cfg.logger.Warn("profiler: writing heap profiles again after failures", "dir", p.cfg.dir, "err", failureErr, "failures", failures)
+		p.cfg.logger.Warn("profiler: writing heap profiles again after failures", "dir", p.cfg.dir, "err", lastErr, "failures", failures)
 	}
 	if err != nil {
 		return "", err
@@ -330,6 +327,9 @@ type Stats struct {
 	LabelSetsDropped int64 // hook samples kept without their labels: too many label sets
 	FilesWritten     int64 // profile files written
 	WriteErrors      int64 // profile writes that failed
+	Exported         int64 // profiles an exporter sent (WithExporter), counted once per exporter
+	ExportErrors     int64 // Export calls that failed, retries included
+	ExportDropped    int64 // profiles an exporter never sent: pushed out of its full queue, or cut short by Stop
 
 	LastFlushDuration time.Duration // time taken by the last file write
 	LastError         error         // error of the last file write, nil if it succeeded
@@ -346,6 +346,9 @@ func (p *Profiler) Stats() Stats {
 		LabelSetsDropped:  t.labels.dropped.Load(),
 		FilesWritten:      p.filesWritten.Load(),
 		WriteErrors:       p.writeErrors.Load(),
+		Exported:          p.exported.Load(),
+		ExportErrors:      p.exportErrors.Load(),
+		ExportDropped:     p.exportDropped.Load(),
 		LastFlushDuration: time.Duration(p.lastFlush.Load()),
 	}
 	if p.cfg.goHeap {

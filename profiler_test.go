@@ -694,6 +694,8 @@ func TestInvalidOptions(t *testing.T) {
 		{profiler.WithStackDepth(0), "WithStackDepth"},
 		{profiler.WithStackDepth(257), "WithStackDepth"},
 		{profiler.WithLogger(nil), "WithLogger"},
+		{profiler.WithExporter(nil), "WithExporter"},
+		{profiler.WithExportTimeout(999 * time.Millisecond), "WithExportTimeout"},
 	}
 	for _, tt := range tests {
 		// Validation comes before any side effect: the directory is not
