@@ -219,14 +219,26 @@ func checkIntermediate(t *testing.T, what string, data []byte, last map[[2]strin
 		t.Errorf("%s during the workload: profile lacks the heap sample types: %v", what, prof.SampleType)
 		return
 	}
+	// A hook site's allocations are on a sample without age, its live
+	// objects on samples with one; in all, in-use ≤ allocated.
 	cur := map[[2]string]int64{}
+	inuse := map[[2]string]int64{}
 	for _, s := range prof.Sample {
 		v := read(s)
-		if v.inuseObjects < 0 || v.inuseSpace < 0 || v.allocObjects < v.inuseObjects {
-			t.Errorf("%s during the workload: sample %s %s has %+v; want 0 ≤ inuse ≤ alloc",
-				what, heapLabel(s), leafFunction(s), v)
+		_, aged := s.NumLabel["age"]
+		if v.inuseObjects < 0 || v.inuseSpace < 0 || v.allocObjects < 0 ||
+			aged && v.allocObjects != 0 || !aged && v.inuseObjects != 0 {
+			t.Errorf("%s during the workload: sample %s %s (age %v) has %+v; want allocations only without an age, live objects only with one",
+				what, heapLabel(s), leafFunction(s), s.NumLabel["age"], v)
 		}
-		cur[[2]string{leafFunction(s), heapLabel(s)}] += v.allocObjects
+		k := [2]string{leafFunction(s), heapLabel(s)}
+		cur[k] += v.allocObjects
+		inuse[k] += v.inuseObjects
+	}
+	for k, n := range inuse {
+		if n > cur[k] {
+			t.Errorf("%s during the workload: %v has %d objects in use of %d allocated", what, k, n, cur[k])
+		}
 	}
 	for k, n := range last {
 		if cur[k] < n {

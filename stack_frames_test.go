@@ -111,23 +111,26 @@ func TestLeafFrameIsHookCaller(t *testing.T) {
 				found = append(found, smp)
 			}
 		}
-		if len(found) != 1 {
-			t.Errorf("%s: %d samples with it as leaf, want 1; leaves: %v", s.fn, len(found), leaves(prof))
+		// One sample of its allocation, one of its live object, of one
+		// stack.
+		if len(found) != 2 {
+			t.Errorf("%s: %d samples with it as leaf, want 2; leaves: %v", s.fn, len(found), leaves(prof))
 			continue
 		}
-		smp := found[0]
-		line := smp.Location[0].Line[0]
-		if line.Function.Filename != s.file || line.Line != int64(s.line) {
-			t.Errorf("%s: leaf frame at %s:%d, want the hook call at %s:%d",
-				s.fn, line.Function.Filename, line.Line, s.file, s.line)
-		}
-		if got := heapLabel(smp); got != s.heap {
-			t.Errorf("%s: heap label %q, want %q", s.fn, got, s.heap)
-		}
-		// The helper's caller follows it: the leaf is not a frame that
-		// merely happens to carry the helper's name.
-		if got := frameNames(smp); len(got) < 2 || got[1] != thisPackage+"TestLeafFrameIsHookCaller" {
-			t.Errorf("%s: stack %v, want the helper then TestLeafFrameIsHookCaller", s.fn, got)
+		for _, smp := range found {
+			line := smp.Location[0].Line[0]
+			if line.Function.Filename != s.file || line.Line != int64(s.line) {
+				t.Errorf("%s: leaf frame at %s:%d, want the hook call at %s:%d",
+					s.fn, line.Function.Filename, line.Line, s.file, s.line)
+			}
+			if got := heapLabel(smp); got != s.heap {
+				t.Errorf("%s: heap label %q, want %q", s.fn, got, s.heap)
+			}
+			// The helper's caller follows it: the leaf is not a frame that
+			// merely happens to carry the helper's name.
+			if got := frameNames(smp); len(got) < 2 || got[1] != thisPackage+"TestLeafFrameIsHookCaller" {
+				t.Errorf("%s: stack %v, want the helper then TestLeafFrameIsHookCaller", s.fn, got)
+			}
 		}
 	}
 	checkNoLibraryFrames(t, prof)

@@ -215,22 +215,19 @@ func comments(t *tableSnapshot, goHeap *goHeapProfile, counts goHeapCounts) []st
 	return c
 }
 
-// appendGroup appends the samples of one group: one per age bucket of its
-// live allocations, labelled with the bucket's age. Each carries the
-// cumulative allocations of its live objects too, and the youngest also
-// those already freed, so every sample has in-use ≤ allocated, as in
-// runtime/pprof's profiles, and -tagfocus=age=... with
-// -sample_index=alloc_space shows what the old objects cost. A group with
-// nothing live has one sample with no age.
+// appendGroup appends the samples of one group: one with all its
+// allocations, live or freed, and no age; and one per age bucket of its
+// live allocations, labelled with the bucket's age, with nothing
+// allocated. Allocations stay off the age samples because objects move
+// from one bucket to the next as they age: there a sample's alloc_* values
+// would fall from one profile to the next, while a tool that takes the
+// difference of successive profiles sample by sample (Grafana Alloy
+// scraping Handler, whose negative differences Pyroscope drops) needs
+// them to only grow.
 func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupState, live []int32) []byte {
-	var total int64
-	for _, n := range live {
-		total += int64(n)
-	}
-	if g.allocs == 0 && total == 0 {
+	if g.allocs == 0 {
 		return b
 	}
-	freed := max(g.allocs-total, 0)
 	stk := e.stack(g.stk, t.depth)
 	labels := e.labelSet(g.labels, t.labelSets)
 	heap := e.heapName(g.heap, t.heapNames)
@@ -251,15 +248,11 @@ func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupState, live []i
 			return b
 		})
 	}
-	if total == 0 {
-		return sample(b, freed, 0, -1)
-	}
+	b = sample(b, g.allocs, 0, -1)
 	for bucket, n := range live {
-		if n == 0 {
-			continue
+		if n > 0 {
+			b = sample(b, 0, int64(n), int64(ageBuckets[bucket]))
 		}
-		b = sample(b, int64(n)+freed, int64(n), int64(ageBuckets[bucket]))
-		freed = 0
 	}
 	return b
 }

@@ -70,8 +70,8 @@ func TestEncodeGolden(t *testing.T) {
 			}
 		}
 	}
-	if hook != 7 || goHeap != 3 || truncated != 1 || overflow != 1 || folded != 1 {
-		t.Errorf("golden profile has %d hook samples, %d Go heap samples, %d truncated, %d overflowed and %d folded stacks; want 7 (2 retired), 3, 1, 1, 1", hook, goHeap, truncated, overflow, folded)
+	if hook != 10 || goHeap != 3 || truncated != 1 || overflow != 2 || folded != 1 {
+		t.Errorf("golden profile has %d hook samples, %d Go heap samples, %d truncated, %d overflowed and %d folded stacks; want 10 (4 of groups' allocations, 4 of their live objects, 2 retired), 3, 1, 2 (allocations and live objects), 1", hook, goHeap, truncated, overflow, folded)
 	}
 }
 
