@@ -120,14 +120,6 @@ func (q *exportQueue) next(timeout time.Duration) (Profile, context.Context, con
 	return prof, ctx, cancel, true
 }
 
-// done reports whether q is closed and empty: the export just made was
-// the last.
-func (q *exportQueue) done() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.closed && len(q.pending) == 0
-}
-
 // exportAll hands prof to every exporter's queue.
 func (p *Profiler) exportAll(prof Profile) {
 	for _, q := range p.exports {
