@@ -1,7 +1,9 @@
 package profiler_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/google/pprof/profile"
 	"github.com/leakhunt/profiler"
 	"github.com/leakhunt/profiler/internal/pproftest"
 )
@@ -168,4 +171,85 @@ func TestContextLabelsWithPprofTagfocus(t *testing.T) {
 		t.Errorf("Stats: %d label sets, %d dropped; want 2 and 0", st.LabelSets, st.LabelSetsDropped)
 	}
 	_ = kept
+}
+
+// A scraper that subtracts successive profiles sample by sample, keyed by
+// stack and every label (Grafana Alloy does so for memory profiles, and
+// Pyroscope drops a sample with a negative value), must find alloc_*
+// values that only grow, though objects move from one age to the next
+// between the profiles; and the differences must add up to what was
+// allocated in between.
+func TestAllocValuesOnlyGrowPerSample(t *testing.T) {
+	var before, after []byte
+	synctest.Test(t, func(t *testing.T) {
+		p, err := profiler.Start(profiler.WithSamplingRate(1), profiler.WithGoHeap(false),
+			profiler.WithoutFiles(), profiler.WithFlushInterval(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop()
+		for i := range 10 {
+			allocOld(uintptr(i))
+		}
+		var buf bytes.Buffer
+		if err := p.WriteProfile(&buf); err != nil {
+			t.Fatal(err)
+		}
+		before = bytes.Clone(buf.Bytes())
+		time.Sleep(2 * time.Minute) // every old object moves to an older age
+		for i := range 3 {
+			profiler.Free(uintptr(i))
+			allocNew(uintptr(100 + i))
+		}
+		buf.Reset()
+		if err := p.WriteProfile(&buf); err != nil {
+			t.Fatal(err)
+		}
+		after = buf.Bytes()
+	})
+	key := func(s *profile.Sample) string {
+		k := fmt.Sprint(s.Label, s.NumLabel)
+		for _, l := range s.Location {
+			k += fmt.Sprintf(" %#x", l.Address)
+			for _, line := range l.Line {
+				k += " " + line.Function.Name
+			}
+		}
+		return k
+	}
+	b, err := profile.ParseData(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := profile.ParseData(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := map[string][2]int64{}
+	for _, s := range b.Sample {
+		v := old[key(s)]
+		old[key(s)] = [2]int64{v[0] + s.Value[0], v[1] + s.Value[1]}
+	}
+	cur := map[string][2]int64{}
+	for _, s := range a.Sample {
+		v := cur[key(s)]
+		cur[key(s)] = [2]int64{v[0] + s.Value[0], v[1] + s.Value[1]}
+	}
+	var grew [2]int64
+	for k, v := range cur {
+		d := [2]int64{v[0] - old[k][0], v[1] - old[k][1]}
+		if d[0] < 0 || d[1] < 0 {
+			t.Errorf("sample %s: alloc values fell by %v", k, d)
+		}
+		grew[0] += d[0]
+		grew[1] += d[1]
+	}
+	for k, v := range old {
+		if _, ok := cur[k]; !ok && (v[0] != 0 || v[1] != 0) {
+			t.Errorf("sample %s with allocations %v is gone from the later profile", k, v)
+		}
+	}
+	if grew != [2]int64{3, 3 * 4096} {
+		t.Errorf("alloc values grew by %v between the profiles, want [3 %d], what was allocated", grew, 3*4096)
+	}
 }
