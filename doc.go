@@ -136,4 +136,14 @@
 //	go tool pprof -tagignore=heap=go -top FILE                # the hook's heaps only
 //	go tool pprof -diff_base OLD NEW                          # what grew between two
 //	go tool pprof -http=localhost:8080 FILE                   # flame graph
+//
+// # Beyond the local disk
+//
+// Handler serves the current profile over HTTP, for `go tool pprof URL` or
+// a scraper such as Grafana Alloy. WithExporter sends every profile
+// somewhere else as it is written; package
+// github.com/leakhunt/profiler/pyroscope pushes them to Grafana Pyroscope.
+// WithoutFiles writes none to disk. Importing
+// github.com/leakhunt/profiler/auto starts the profiler from environment
+// variables, with no other change to a program.
 package profiler

@@ -61,7 +61,7 @@ func RunAll(t testing.TB, runs ...[]string) []string {
 	var wg sync.WaitGroup
 	for i, args := range runs {
 		wg.Go(func() {
-			cmd := exec.CommandContext(t.Context(), goTool(), append([]string{"tool", "pprof"}, args...)...)
+			cmd := exec.CommandContext(t.Context(), GoTool(), append([]string{"tool", "pprof"}, args...)...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Run(); err != nil {
@@ -78,9 +78,9 @@ func RunAll(t testing.TB, runs ...[]string) []string {
 	return outs
 }
 
-// goTool returns the go command: the one on PATH, else the one of the
+// GoTool returns the go command: the one on PATH, else the one of the
 // toolchain that built the test (a test run by an IDE may lack PATH).
-func goTool() string {
+func GoTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
