@@ -17,6 +17,11 @@ type Profile struct {
 
 	// Time is when the profile was taken, its TimeNanos.
 	Time time.Time
+
+	// Trigger is why the profile was taken: "" for the flush interval,
+	// Flush and Stop; "peak" or "limit<percent>" for a profile the memory
+	// watcher took (see WithMemoryPoll), as in its file's name.
+	Trigger string
 }
 
 // An Exporter sends profiles somewhere beyond the local disk: a

@@ -16,11 +16,14 @@ import (
 
 // Profile files are named heap-<UTC time>-<pid>.pb.gz, the time to the
 // nanosecond first, so that names sort by time across processes and a
-// directory listing reads as a time series.
+// directory listing reads as a time series. A profile taken because memory
+// ran high has a tag before the extension saying why: -peak or -limit<N>
+// (see watcher).
 const timeLayout = "20060102T150405.000000000"
 
 var (
-	profileName = regexp.MustCompile(`^heap-\d{8}T\d{6}\.\d{9}Z-\d+\.pb\.gz$`)
+	profileName = regexp.MustCompile(`^heap-\d{8}T\d{6}\.\d{9}Z-\d+(-peak|-limit\d{1,3})?\.pb\.gz$`)
+	profileTag  = regexp.MustCompile(`-(peak|limit\d{1,3})\.pb\.gz$`)
 	tempPrefix  = ".heap-"
 	tempSuffix  = ".tmp"
 )
@@ -57,7 +60,8 @@ type profileFile struct {
 	size int64
 }
 
-// write creates a new profile file holding data, then deletes the files
+// write creates a new profile file holding data, its name tagged with tag
+// if not empty, then deletes the files
 // retention no longer wants, keeping the profile files within maxBytes in
 // all. The data goes to a temporary file that is synced and renamed into
 // place, so a reader never sees a partial profile; on any failure the
@@ -70,7 +74,7 @@ type profileFile struct {
 // is now, unwritten until a person steps in, while the oldest files have
 // had their turn. Only one retry: if it fails too, the space freed went to
 // another writer, and the next write tries again.
-func (s *fileStore) write(now time.Time, data []byte, maxBytes int64) (string, error) {
+func (s *fileStore) write(now time.Time, tag string, data []byte, maxBytes int64) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -79,7 +83,7 @@ func (s *fileStore) write(now time.Time, data []byte, maxBytes int64) (string, e
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return "", fmt.Errorf("creating output directory: %w", err)
 	}
-	path := filepath.Join(s.dir, s.nextName(now))
+	path := filepath.Join(s.dir, s.nextName(now, tag))
 	err := s.place(path, data)
 	if isDiskFull(err) {
 		freed, rerr := s.makeRoom(now, int64(len(data)), maxBytes)
@@ -146,15 +150,45 @@ func isDiskFull(err error) bool {
 	return false
 }
 
-// nextName returns a file name for a profile taken at now, unique within
-// this process even for two writes in the same nanosecond.
-func (s *fileStore) nextName(now time.Time) string {
+// nextName returns a file name for a profile taken at now, tagged with tag
+// if not empty, unique within this process even for two writes in the same
+// nanosecond.
+func (s *fileStore) nextName(now time.Time, tag string) string {
 	now = now.UTC().Round(0)
 	if !now.After(s.last) {
 		now = s.last.Add(time.Nanosecond)
 	}
 	s.last = now
-	return "heap-" + now.Format(timeLayout) + "Z-" + strconv.Itoa(s.pid) + ".pb.gz"
+	if tag != "" {
+		tag = "-" + tag
+	}
+	return "heap-" + now.Format(timeLayout) + "Z-" + strconv.Itoa(s.pid) + tag + ".pb.gz"
+}
+
+// fileTag returns the tag of a profile file's name, "" if it has none.
+func fileTag(name string) string {
+	if m := profileTag.FindStringSubmatch(name); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// pinned returns the files retention keeps whatever their age, count or
+// size: the newest of each tag, so that the profiles that explain the
+// highest memory the process reached, and its nearest approach to its
+// limit, are never the first deleted.
+func pinned(profiles []profileFile) map[string]bool {
+	newest := map[string]string{}
+	for _, f := range profiles { // oldest first
+		if tag := fileTag(f.name); tag != "" {
+			newest[tag] = f.name
+		}
+	}
+	pins := make(map[string]bool, len(newest))
+	for _, name := range newest {
+		pins[name] = true
+	}
+	return pins
 }
 
 // list returns the profile files in the directory, oldest first, and the
@@ -231,8 +265,14 @@ func (s *fileStore) makeRoom(now time.Time, need, maxBytes int64) (int64, error)
 			order = append(order, f)
 		}
 	}
+	pins := pinned(profiles)
 	for _, f := range profiles {
-		if _, ok := fileTime(f.name); ok && !slices.Contains(expired, f.name) {
+		if _, ok := fileTime(f.name); ok && !slices.Contains(expired, f.name) && !pins[f.name] {
+			order = append(order, f)
+		}
+	}
+	for _, f := range profiles {
+		if pins[f.name] {
 			order = append(order, f)
 		}
 	}
@@ -258,9 +298,11 @@ func (s *fileStore) makeRoom(now time.Time, need, maxBytes int64) (int64, error)
 // maxFiles files or maxBytes bytes in all, the oldest go first. newest, the
 // file just written, is never deleted, so files dated in the future
 // (another host's clock, a clock stepped back) cannot push it out, nor can
-// its own size. A name whose time does not parse is left alone and not
-// counted: it is not one of ours.
+// its own size; nor are the pinned files, the newest of each tag. A name
+// whose time does not parse is left alone and not counted: it is not one
+// of ours.
 func (s *fileStore) expired(profiles []profileFile, now time.Time, newest string, maxBytes int64) []string {
+	pins := pinned(profiles)
 	var keep []profileFile
 	var drop []string
 	lastHour := time.Time{}
@@ -271,7 +313,7 @@ func (s *fileStore) expired(profiles []profileFile, now time.Time, newest string
 		}
 		age := now.Sub(t)
 		switch {
-		case f.name == newest || age <= s.all:
+		case f.name == newest || pins[f.name] || age <= s.all:
 			keep = append(keep, f)
 		case age <= s.hourly && !t.Truncate(time.Hour).Equal(lastHour):
 			lastHour = t.Truncate(time.Hour)
@@ -288,7 +330,7 @@ func (s *fileStore) expired(profiles []profileFile, now time.Time, newest string
 		if files <= s.maxFiles && bytes <= maxBytes {
 			break
 		}
-		if f.name != newest {
+		if f.name != newest && !pins[f.name] {
 			drop = append(drop, f.name)
 			files--
 			bytes -= f.size

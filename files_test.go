@@ -95,6 +95,58 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// The newest profile of each tag (peak, limit<N>) is kept whatever
+// retention, maxFiles or maxBytes say, and makeRoom deletes it last;
+// older tagged profiles are retained like any other.
+func TestTaggedProfilesPinned(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	name := func(ago time.Duration, tag string) string {
+		s := &fileStore{pid: 7}
+		return s.nextName(now.Add(-ago), tag)
+	}
+	oldPeak, newPeak := name(50*time.Hour, "peak"), name(48*time.Hour, "peak")
+	limit85, limit95 := name(49*time.Hour, "limit85"), name(30*time.Hour, "limit95")
+	files := []string{oldPeak, limit85, newPeak, limit95}
+	for ago := 3 * time.Minute; ago >= 0; ago -= time.Minute {
+		files = append(files, name(ago, ""))
+	}
+	for _, f := range files {
+		if !profileName.MatchString(f) {
+			t.Fatalf("%s does not match the profile file pattern", f)
+		}
+	}
+	s := &fileStore{maxFiles: 2, all: time.Hour, hourly: 24 * time.Hour}
+	drop := s.expired(unsized(files), now, name(0, ""), 1)
+	for _, f := range []string{newPeak, limit85, limit95, name(0, "")} {
+		if slices.Contains(drop, f) {
+			t.Errorf("dropped %s, want it kept", f)
+		}
+	}
+	if !slices.Contains(drop, oldPeak) || !slices.Contains(drop, name(time.Minute, "")) {
+		t.Errorf("dropped %q; want the older peak profile and the periodic ones but the newest", drop)
+	}
+
+	// A full disk: the pinned files are the last deleted.
+	dir := t.TempDir()
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), make([]byte, 100), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := &fileStore{dir: dir, maxFiles: 1000, all: 100 * time.Hour, hourly: 100 * time.Hour}
+	if freed, err := big.makeRoom(now, 500, math.MaxInt64); err != nil || freed != 500 {
+		t.Fatalf("makeRoom(500) freed %d, %v", freed, err)
+	}
+	for _, f := range []string{newPeak, limit85, limit95} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("makeRoom deleted the pinned %s before the others: %v", f, err)
+		}
+	}
+	if fileTag(newPeak) != "peak" || fileTag(limit85) != "limit85" || fileTag(name(0, "")) != "" {
+		t.Errorf("fileTag: %q %q %q", fileTag(newPeak), fileTag(limit85), fileTag(name(0, "")))
+	}
+}
+
 // unsized returns names as profile files of no size.
 func unsized(names []string) []profileFile {
 	files := make([]profileFile, len(names))
@@ -217,7 +269,7 @@ func TestDiskFullDeletesOwnOldest(t *testing.T) {
 	disk := &fullDisk{capacity: 3*50_000 + 3*1000} // full to the byte
 	s.writeTemp = disk.writeTemp
 
-	path, err := s.write(now, make([]byte, 900), 1<<30)
+	path, err := s.write(now, "", make([]byte, 900), 1<<30)
 	if err != nil {
 		t.Fatalf("write on a full disk holding old profiles: %v", err)
 	}
@@ -236,7 +288,7 @@ func TestDiskFullDeletesOwnOldest(t *testing.T) {
 	}
 	os.Remove(path)
 	disk.attempts, disk.failures = 0, 0
-	_, err = s.write(now.Add(time.Second), make([]byte, 50_001), 1<<30)
+	_, err = s.write(now.Add(time.Second), "", make([]byte, 50_001), 1<<30)
 	if !errors.Is(err, diskFullErrors[0]) || disk.attempts != 1 {
 		t.Errorf("write on a disk full of others' files: %v after %d attempts; want the disk-full error, and no retry with nothing deleted", err, disk.attempts)
 	}
@@ -262,7 +314,7 @@ func TestDiskFullDeletesInRetentionOrder(t *testing.T) {
 	}
 	disk := &fullDisk{capacity: 3 * 1000}
 	s.writeTemp = disk.writeTemp
-	path, err := s.write(now, make([]byte, 900), 1<<30)
+	path, err := s.write(now, "", make([]byte, 900), 1<<30)
 	if err != nil {
 		t.Fatalf("write on a full disk: %v", err)
 	}

@@ -1,15 +1,19 @@
 package profiler
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
@@ -43,6 +47,16 @@ type Profiler struct {
 	goHeap goHeapReader
 	snap   tableSnapshot
 	enc    *encoder
+
+	// detector finds leak suspects in the profiles written, nil when
+	// off; detectMu serializes its observations.
+	detector *leakDetector
+	detectMu sync.Mutex
+
+	// The memory watcher, nil when off; the background goroutine alone
+	// uses them.
+	mem   *memoryReader
+	watch *watcher
 
 	exports   []*exportQueue
 	exporting sync.WaitGroup // the exporters' goroutines
@@ -119,6 +133,13 @@ func Start(opts ...Option) (*Profiler, error) {
 	if cfg.goHeap {
 		runtime.MemProfileRate = cfg.rate
 	}
+	if cfg.leakWarn {
+		p.detector = newLeakDetector()
+	}
+	if cfg.memPoll > 0 {
+		p.mem = newMemoryReader()
+		p.watch = newWatcher(cfg.fractions, cfg.peakMargin, p.mem.read())
+	}
 	seed := cfg.seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -142,29 +163,59 @@ func Start(opts ...Option) (*Profiler, error) {
 const firstProfileDelay = time.Second
 
 // loop writes a profile soon after Start and then every flush interval
-// until Stop. A failed write is counted, and logged when due, by
-// writeFile; the loop carries on and retries at the next tick.
+// until Stop, and polls the memory watcher. A failed write is counted, and
+// logged when due, by writeFile; the loop carries on and retries at the
+// next tick.
 func (p *Profiler) loop() error {
-	if p.cfg.interval > firstProfileDelay {
-		first := time.NewTimer(firstProfileDelay)
-		select {
-		case <-p.done:
-			first.Stop()
-			return nil
-		case <-first.C:
-			p.flush()
+	first := time.NewTimer(min(firstProfileDelay, p.cfg.interval))
+	defer first.Stop()
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
 		}
+	}()
+	var ticks, polls <-chan time.Time
+	if p.watch != nil {
+		poll := time.NewTicker(p.cfg.memPoll)
+		defer poll.Stop()
+		polls = poll.C
+		defer p.mem.close()
 	}
-	t := time.NewTicker(p.cfg.interval)
-	defer t.Stop()
 	for {
 		select {
 		case <-p.done:
 			return nil
-		case <-t.C:
+		case <-first.C:
+			ticker = time.NewTicker(p.cfg.interval)
+			ticks = ticker.C
 			p.flush()
+		case <-ticks:
+			p.flush()
+		case <-polls:
+			p.pollMemory()
 		}
 	}
+}
+
+// pollMemory reads the memory and writes the profile the watcher calls
+// for, if any.
+func (p *Profiler) pollMemory() {
+	m := p.mem.read()
+	tr, ok := p.watch.check(m, time.Now())
+	if !ok {
+		return
+	}
+	tr.reason += "; " + m.describe()
+	path, err := p.writeFile(tr)
+	if err != nil {
+		return // counted and logged by writeFile
+	}
+	level := slog.LevelInfo
+	if tr.tag != "peak" {
+		level = slog.LevelWarn // near the memory limit: worth an operator's look
+	}
+	p.cfg.logger.Log(context.Background(), level, "profiler: heap profile taken for memory", "trigger", tr.tag, "reason", tr.reason, "path", path)
 }
 
 // Stop stops the hook, writes a final profile and hands it to the
@@ -208,7 +259,7 @@ func (p *Profiler) Flush() (string, error) {
 
 func (p *Profiler) flush() (string, error) {
 	v, err, _ := p.flights.Do("flush", func() (any, error) {
-		return p.writeFile()
+		return p.writeFile(trigger{})
 	})
 	path, _ := v.(string)
 	return path, err
@@ -224,15 +275,15 @@ func (p *Profiler) flush() (string, error) {
 // it while the log is the record an operator reads; and a Flush that
 // overlaps a tick shares its write, so a failure can be both. One count for
 // all keeps the log's counts summing to Stats().WriteErrors.
-func (p *Profiler) writeFile() (string, error) {
+func (p *Profiler) writeFile(tr trigger) (string, error) {
 	begin := time.Now()
-	data, err := p.profile(begin)
+	data, err := p.profile(begin, tr)
 	if err == nil {
-		p.exportAll(Profile{Data: data, Time: begin})
+		p.exportAll(Profile{Data: data, Time: begin, Trigger: tr.tag})
 	}
 	path := ""
 	if err == nil && p.files != nil {
-		path, err = p.files.write(begin, data, p.cfg.maxBytes)
+		path, err = p.files.write(begin, tr.tag, data, p.cfg.maxBytes)
 	}
 	p.lastFlush.Store(int64(time.Since(begin)))
 	if err != nil && path != "" {
@@ -244,6 +295,7 @@ func (p *Profiler) writeFile() (string, error) {
 		p.writeErrors.Add(1)
 		p.lastErr.Store(&err)
 	} else {
+		p.detect(data, begin, path)
 		if p.files != nil {
 			p.filesWritten.Add(1)
 		}
@@ -269,6 +321,49 @@ func (p *Profiler) writeFile() (string, error) {
 	return path, nil
 }
 
+// detect feeds a profile written, taken at `at`, to the leak detector, and
+// logs the suspects it warns about.
+func (p *Profiler) detect(data []byte, at time.Time, path string) {
+	if p.detector == nil {
+		return
+	}
+	prof, err := profile.ParseData(data)
+	if err != nil {
+		return // the profile is ours: it parses
+	}
+	p.detectMu.Lock()
+	warn := p.detector.observe(prof, at, path)
+	p.detectMu.Unlock()
+	for _, s := range warn {
+		p.cfg.logger.Warn("leak suspect", "function", s.Function, "inuse_bytes", s.InuseBytes,
+			"growth_bytes_per_hour", int64(math.Round(s.GrowthBytesPerHour)), "score", s.Score, "heap", s.Heap, "profile", s.Profile)
+	}
+}
+
+// Suspects returns the allocation sites whose in-use memory the leak
+// detector finds growing steadily, most suspicious first; nil with
+// WithLeakWarnings(false).
+//
+// Every profile written feeds the detector the in-use bytes of each site
+// (leaf function and heap, as `leakhunt rank` names them). It keeps a
+// history of 64 figures per site, the older thinned to cover the whole run,
+// for at most 256 sites at once, the suspects and the largest: at most 367
+// KiB on a 64-bit system, whatever the run's length (214 KB after 10,000
+// profiles of 12,000 distinct sites in the tests). A site becomes a
+// suspect when over at least 20 profiles spanning at least 15 s its
+// in-use bytes rose at almost every step (Kendall's tau at least 0.8),
+// still rise in the latter half as fast, and have about doubled; and stays
+// one until it fails that for 3 profiles in a row. At a 1 s flush interval
+// a steady leak is a suspect after 22 profiles. A cache filled once, churn
+// of any size, a warm-up that levels off and the profiler's own memory
+// are not.
+func (p *Profiler) Suspects() []Suspect {
+	if p.detector == nil {
+		return nil
+	}
+	return p.detector.suspects()
+}
+
 // WriteProfile writes the current profile to w as a gzipped pprof protocol
 // buffer, the format `go tool pprof` reads.
 func (p *Profiler) WriteProfile(w io.Writer) error {
@@ -288,25 +383,27 @@ func (p *Profiler) currentProfile() ([]byte, error) {
 	if p.stopped {
 		return nil, ErrStopped
 	}
-	return p.profile(time.Now())
+	return p.profile(time.Now(), trigger{})
 }
 
-// profile returns the profile of the current state, gzipped. The Go heap,
-// when on, is read first, close in time to the table's snapshot. The
-// result is the caller's own: writing it, however slowly, holds up no
-// other profile.
-func (p *Profiler) profile(now time.Time) ([]byte, error) {
+// profile returns the profile of the current state, gzipped, taken for tr
+// (the zero trigger: by the clock or on demand). The Go heap, when on, is
+// read first, close in time to the table's snapshot, after a GC if the
+// options ask for one or tr is the watcher's. The result is the caller's
+// own: writing it, however slowly, holds up no other profile.
+func (p *Profiler) profile(now time.Time, tr trigger) ([]byte, error) {
 	p.encMu.Lock()
 	defer p.encMu.Unlock()
 	var goHeap *goHeapProfile
 	if p.cfg.goHeap {
 		var err error
-		if goHeap, err = p.goHeap.read(p.cfg.gcFirst, p.prevMemProfileRate); err != nil {
+		if goHeap, err = p.goHeap.read(p.cfg.gcFirst || tr.tag != "", p.prevMemProfileRate); err != nil {
 			return nil, err
 		}
 	}
 	p.table.snapshot(&p.snap, now)
 	p.snap.heapNames = appendHeapNames(p.snap.heapNames[:0])
+	p.snap.trigger = tr.reason
 	return p.enc.encode(&p.snap, goHeap)
 }
 
@@ -325,6 +422,7 @@ type Stats struct {
 	Stacks           int64 // distinct hook stacks stored
 	LabelSets        int64 // distinct pprof label sets stored (AllocContext, TrackIn)
 	LabelSetsDropped int64 // hook samples kept without their labels: too many label sets
+	Suspects         int64 // allocation sites the leak detector finds growing steadily (see Suspects)
 	FilesWritten     int64 // profile files written
 	WriteErrors      int64 // profile writes that failed
 	Exported         int64 // profiles an exporter sent (WithExporter), counted once per exporter
@@ -344,6 +442,7 @@ func (p *Profiler) Stats() Stats {
 		Stacks:            t.stacks.count.Load(),
 		LabelSets:         int64(len(t.labels.snapshot())),
 		LabelSetsDropped:  t.labels.dropped.Load(),
+		Suspects:          int64(len(p.Suspects())),
 		FilesWritten:      p.filesWritten.Load(),
 		WriteErrors:       p.writeErrors.Load(),
 		Exported:          p.exported.Load(),

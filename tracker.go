@@ -427,6 +427,7 @@ type tableSnapshot struct {
 	rate      int64
 	depth     int
 	heapNames []string      // by heap id; filled in by the profiler
+	trigger   string        // why the profile was taken, if not by the clock; filled in by the profiler
 	labelSets [][]labelPair // by label set id - 1
 
 	// groups are sorted for output (compareGroups); the age buckets of the

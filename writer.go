@@ -202,6 +202,9 @@ func comments(t *tableSnapshot, goHeap *goHeapProfile, counts goHeapCounts) []st
 			t.samples+counts.samples, t.live+counts.live, t.samples, t.live, counts.samples, counts.live,
 			t.stacks, len(t.labelSets), t.droppedLive, t.droppedGroup, t.labelSetsDropped, t.trackRejected),
 	}
+	if t.trigger != "" {
+		c = append(c, "leakhunt trigger: "+t.trigger)
+	}
 	if goHeap != nil {
 		gc := ""
 		if goHeap.gcForced {

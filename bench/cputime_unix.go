@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// processCPUTime returns the user and system CPU time this process has
+// ProcessCPUTime returns the user and system CPU time this process has
 // used, all threads together (the GC's workers included), and true.
-func processCPUTime() (time.Duration, bool) {
+func ProcessCPUTime() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false

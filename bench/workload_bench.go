@@ -89,7 +89,7 @@ func runWorkload(b *testing.B, svc *Service, p *profiler.Profiler) {
 	var lat latencyHistogram
 	n := 0
 	b.ReportAllocs()
-	cpu0, cpuOK := processCPUTime()
+	cpu0, cpuOK := ProcessCPUTime()
 	for b.Loop() {
 		start := time.Now()
 		if err := svc.Serve(io.Discard, workloadBodies[workloadSeq[n%len(workloadSeq)]]); err != nil {
@@ -98,7 +98,7 @@ func runWorkload(b *testing.B, svc *Service, p *profiler.Profiler) {
 		lat.record(time.Since(start))
 		n++
 	}
-	cpu1, _ := processCPUTime()
+	cpu1, _ := ProcessCPUTime()
 	hits, misses, _ := svc.CacheStats()
 	b.ReportMetric(float64(lat.quantile(0.99)), "p99-ns")
 	if cpuOK {

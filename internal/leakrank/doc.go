@@ -11,6 +11,13 @@
 // Runs splits them where the program restarted; Rank scores the sites of
 // a series; Diff and DeltaProfile compare two snapshots.
 //
+// A program that watches its own profiles, as the profiler's leak detector
+// does, scores its sites the same way without keeping snapshots: a Tally
+// reduces each profile further, to the in-use bytes of each site by a
+// hash of its key, the program keeps the figures it wants, and FitTrend,
+// Monotonicity and Trend.Score score a site's series of them as Rank
+// scores a site's history.
+//
 // Files come from anywhere, so reading them is guarded: only regular files
 // are opened, since opening a named pipe waits for a writer; a profile is
 // bounded in size, on disk and decompressed (ReadOptions), since a few

@@ -3,7 +3,6 @@ package leakrank
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 )
@@ -39,25 +38,18 @@ type SiteRank struct {
 	Site
 	History []int64 // in-use bytes in each snapshot, oldest first
 	InUse   int64   // in-use bytes in the latest snapshot
-	// Growth is the growth in bytes over the series of the least-squares
-	// line through History: slope times the span of the times its figures
-	// describe (see GrowthPerHour). GrowthError is its standard error,
-	// from the scatter of History about the line.
-	Growth      float64
-	GrowthError float64
-	// GrowthPerHour is the slope in bytes per hour, 0 if ByIndex. The
-	// figures are placed at the time they describe: for the Go heap, the
-	// snapshots' GoHeapTime where known, since the runtime's are a GC
-	// cycle or two old; for every other heap, the snapshots' Time.
-	GrowthPerHour float64
-	Monotonicity  float64 // Kendall's tau of History against time, -1 to 1
-	Share         float64 // InUse over the latest snapshot's in-use bytes
+	// Trend is the fit through History, whose figures are placed at the
+	// time they describe: for the Go heap, the snapshots' GoHeapTime where
+	// known, since the runtime's are a GC cycle or two old; for every
+	// other heap, the snapshots' Time. GrowthPerHour is 0 if ByIndex.
+	Trend
+	Share float64 // InUse over the latest snapshot's in-use bytes
 	// OldShare is the share of InUse in objects at least Options.OldAge
 	// old; meaningful only if HasAge, which is false for sites whose
 	// samples carry no age label, as the Go heap's.
 	OldShare float64
 	HasAge   bool
-	Score    float64 // see score
+	Score    float64 // see Trend.Score
 }
 
 // Rank scores the sites of snaps, a time-ordered series of one program,
@@ -81,7 +73,7 @@ func Rank(snaps []*Snapshot, opts Options) (*Ranking, error) {
 	// Snapshot.GoHeapTime). A series whose snapshots share one time
 	// (profiles without time stamps, or written in the same instant) still
 	// has an order, so it falls back to the index: growth per snapshot
-	// then, which the score does not mind (see score).
+	// then, which the score does not mind (see Trend.Score).
 	r.ByIndex = r.Span == 0
 	x := positions(snaps, r.ByIndex, "")
 	xGo := positions(snaps, r.ByIndex, GoHeap)
@@ -109,27 +101,20 @@ func Rank(snaps []*Snapshot, opts Options) (*Ranking, error) {
 		if site.Heap == GoHeap {
 			sx = xGo
 		}
-		m, se := fitLine(sx, y)
-		width := slices.Max(sx) - slices.Min(sx)
-		sr := SiteRank{
-			Site:         site,
-			History:      h,
-			InUse:        h[len(h)-1],
-			Growth:       m * width,
-			GrowthError:  se * width,
-			Monotonicity: kendallTau(y),
+		trend := FitTrend(sx, y)
+		trend.Monotonicity = Monotonicity(y)
+		if r.ByIndex {
+			trend.GrowthPerHour = 0
 		}
-		if !r.ByIndex {
-			sr.GrowthPerHour = m
-		}
+		sr := SiteRank{Site: site, History: h, InUse: h[len(h)-1], Trend: trend}
 		if last.InUse > 0 {
 			sr.Share = float64(sr.InUse) / float64(last.InUse)
 		}
 		if u := last.Sites[k]; u != nil && u.ByAge != nil {
 			sr.OldShare, sr.HasAge = oldShare(u, oldSecs), true
 		}
-		if !isProfilerOwn(sr.Site) {
-			sr.Score = score(sr, last.InUse)
+		if !sr.ProfilerOwn() {
+			sr.Score = sr.Trend.Score(sr.InUse, last.InUse)
 		}
 		r.Sites = append(r.Sites, sr)
 	}
@@ -146,8 +131,7 @@ func positions(snaps []*Snapshot, byIndex bool, heap string) []float64 {
 		if byIndex {
 			x[i] = float64(i)
 		} else {
-			// Subtract first: float64 of a UnixNano is only good to 256ns.
-			x[i] = float64(s.figuresTime(heap).Sub(snaps[0].Time)) / float64(time.Hour)
+			x[i] = HoursSince(snaps[0].Time, s.figuresTime(heap))
 		}
 	}
 	return x
@@ -158,39 +142,11 @@ func positions(snaps []*Snapshot, byIndex bool, heap string) []float64 {
 // allocated it.
 const OwnFrame = "[leakhunt profiler]"
 
-// isProfilerOwn reports whether s is the profiler's own memory. It is
+// ProfilerOwn reports whether s is the profiler's own memory. It is
 // listed but never scored: it is bounded, and grows only while the
 // profiler's tables fill in its first flushes, which in a short series
 // would look like the steadiest growth of all.
-func isProfilerOwn(s Site) bool { return len(s.Stack) == 1 && s.Stack[0] == OwnFrame }
-
-// score is the share of the latest in-use memory that the site's steady
-// growth accounts for:
-//
-//	score = max(0, tau) × min(max(0, growth - 2×stderr), inuse) / total
-//
-// Each term has its reason:
-//   - growth is the least-squares growth over the series, so a site that
-//     stays flat or shrinks scores 0 however large it is;
-//   - 2×stderr, two standard errors of that growth, takes off what the
-//     scatter about the line could produce by chance: a churning site whose
-//     line tilts up by luck keeps nothing, a steady leak keeps all of it;
-//   - the cap at what the site holds now: memory given back was not leaked;
-//   - tau, Kendall's against time, weighs it by how steadily it came: 1 for
-//     a rise at every snapshot, less for one jump or a late start;
-//   - dividing by the latest total in-use makes it a number between 0 and 1
-//     that depends neither on the unit of time nor on the length of the
-//     series: one written within milliseconds ranks like one a day long.
-//
-// Within one ranking the total is a constant, so sites are ordered by
-// steady growth in bytes.
-func score(s SiteRank, total int64) float64 {
-	sure := s.Growth - 2*s.GrowthError
-	if total <= 0 || s.Monotonicity <= 0 || sure <= 0 {
-		return 0
-	}
-	return s.Monotonicity * math.Min(sure, float64(s.InUse)) / float64(total)
-}
+func (s Site) ProfilerOwn() bool { return len(s.Stack) == 1 && s.Stack[0] == OwnFrame }
 
 // oldShare returns the share of u's in-use bytes in samples at least
 // oldSecs seconds old.

@@ -56,12 +56,17 @@ type Snapshot struct {
 }
 
 // figuresTime returns the time the in-use figures of heap's sites in s
-// describe: GoHeapTime for the Go heap, if known, else the profile's time.
-func (s *Snapshot) figuresTime(heap string) time.Time {
-	if heap == GoHeap && !s.GoHeapTime.IsZero() {
-		return s.GoHeapTime
+// describe (see FiguresTime).
+func (s *Snapshot) figuresTime(heap string) time.Time { return FiguresTime(heap, s.Time, s.GoHeapTime) }
+
+// FiguresTime returns the time that the in-use figures of heap's sites
+// describe in a profile taken at t whose Go heap figures are as of goHeap
+// (see GoHeapTime): goHeap for the Go heap, if known (not zero), else t.
+func FiguresTime(heap string, t, goHeap time.Time) time.Time {
+	if heap == GoHeap && !goHeap.IsZero() {
+		return goHeap
 	}
-	return s.Time
+	return t
 }
 
 // NewSnapshot reduces p, the heap profile read from the file name, to a
@@ -75,18 +80,9 @@ func NewSnapshot(name string, p *profile.Profile) (*Snapshot, error) {
 
 // newSnapshot is NewSnapshot with the sites interned in cache, if not nil.
 func newSnapshot(name string, p *profile.Profile, cache *siteCache) (*Snapshot, error) {
-	inuse := -1
-	for i, t := range p.SampleType {
-		if t.Type == "inuse_space" && t.Unit == "bytes" {
-			inuse = i
-		}
-	}
-	if inuse < 0 {
-		return nil, fmt.Errorf("%s: not a heap profile: it has no inuse_space/bytes values (its sample types: %s)",
-			name, sampleTypes(p))
-	}
-	if isDelta(p) {
-		return nil, fmt.Errorf("%s: a delta profile (the difference of two profiles, as leakhunt diff -o writes), not a snapshot", name)
+	inuse, err := inuseIndex(name, p)
+	if err != nil {
+		return nil, err
 	}
 	s := &Snapshot{
 		Path:     name,
@@ -98,9 +94,9 @@ func newSnapshot(name string, p *profile.Profile, cache *siteCache) (*Snapshot, 
 	s.GoHeapTime, _ = GoHeapTime(p)
 	var key strings.Builder
 	for _, sample := range p.Sample {
-		v := sample.Value[inuse]
-		if v < 0 {
-			return nil, fmt.Errorf("%s: negative in-use bytes: a delta profile is not a snapshot", name)
+		v, err := sampleInUse(name, sample, inuse)
+		if err != nil {
+			return nil, err
 		}
 		if v == 0 {
 			continue // freed memory, or alloc_* values only
@@ -126,6 +122,36 @@ func newSnapshot(name string, p *profile.Profile, cache *siteCache) (*Snapshot, 
 		}
 	}
 	return s, nil
+}
+
+// inuseIndex returns the index of the inuse_space/bytes values of p, read
+// from the file name, and fails if it has none or is a delta profile, as
+// DeltaProfile marks them.
+func inuseIndex(name string, p *profile.Profile) (int, error) {
+	inuse := -1
+	for i, t := range p.SampleType {
+		if t.Type == "inuse_space" && t.Unit == "bytes" {
+			inuse = i
+		}
+	}
+	if inuse < 0 {
+		return 0, fmt.Errorf("%s: not a heap profile: it has no inuse_space/bytes values (its sample types: %s)",
+			name, sampleTypes(p))
+	}
+	if isDelta(p) {
+		return 0, fmt.Errorf("%s: a delta profile (the difference of two profiles, as leakhunt diff -o writes), not a snapshot", name)
+	}
+	return inuse, nil
+}
+
+// sampleInUse returns the in-use bytes of s, its value at index inuse,
+// and fails if they are negative, which only a delta profile has.
+func sampleInUse(name string, s *profile.Sample, inuse int) (int64, error) {
+	v := s.Value[inuse]
+	if v < 0 {
+		return 0, fmt.Errorf("%s: negative in-use bytes: a delta profile is not a snapshot", name)
+	}
+	return v, nil
 }
 
 // deltaPrefix starts the comment by which DeltaProfile marks a delta
@@ -161,7 +187,8 @@ func writeSiteKey(b *strings.Builder, s *profile.Sample) {
 	}
 }
 
-func newSite(s *profile.Sample) Site {
+// NewSite returns the site of a sample.
+func NewSite(s *profile.Sample) Site {
 	site := Site{Heap: heapLabel(s), Stack: []string{}}
 	for _, l := range s.Location {
 		site.Stack = append(site.Stack, frameNames(l)...)
@@ -181,7 +208,7 @@ func heapLabel(s *profile.Sample) string {
 // its address, as pprof does.
 func frameNames(l *profile.Location) []string {
 	if len(l.Line) == 0 {
-		return []string{fmt.Sprintf("%#x", l.Address)}
+		return []string{unsymbolized(l)}
 	}
 	names := make([]string, len(l.Line))
 	for i, line := range l.Line {
@@ -189,6 +216,10 @@ func frameNames(l *profile.Location) []string {
 	}
 	return names
 }
+
+// unsymbolized returns the name of a location without lines: its address,
+// as pprof prints it.
+func unsymbolized(l *profile.Location) string { return fmt.Sprintf("%#x", l.Address) }
 
 // sampleAge returns a sample's age label in seconds. Other units are not
 // converted: the profiler writes seconds, and pprof's own -tagfocus on a
@@ -220,13 +251,13 @@ func newSiteCache() *siteCache { return &siteCache{sites: make(map[string]intern
 // it is.
 func (c *siteCache) intern(key string, s *profile.Sample) (string, Site) {
 	if c == nil {
-		return key, newSite(s)
+		return key, NewSite(s)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	in, ok := c.sites[key]
 	if !ok {
-		in = interned{key, newSite(s)}
+		in = interned{key, NewSite(s)}
 		c.sites[key] = in
 	}
 	return in.key, in.site

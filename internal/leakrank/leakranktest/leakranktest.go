@@ -23,6 +23,9 @@ type Sample struct {
 	Stack []string // function names, leaf first
 	InUse int64    // bytes, in objects of ObjectSize
 	Age   int64    // age label in seconds; negative for none
+	// Alloc is the bytes allocated in all, freed or not: the alloc_space
+	// value, InUse if less.
+	Alloc int64
 }
 
 // ObjectSize is the size of every object in a built profile.
@@ -71,8 +74,9 @@ func (p Profile) Build() *profile.Profile {
 		return l
 	}
 	for _, s := range p.Samples {
+		alloc := max(s.Alloc, s.InUse)
 		out := &profile.Sample{
-			Value:    []int64{s.InUse / ObjectSize, s.InUse, s.InUse / ObjectSize, s.InUse},
+			Value:    []int64{alloc / ObjectSize, alloc, s.InUse / ObjectSize, s.InUse},
 			Label:    map[string][]string{"heap": {s.Heap}},
 			NumLabel: map[string][]int64{"bytes": {ObjectSize}},
 			NumUnit:  map[string][]string{"bytes": {"bytes"}},
