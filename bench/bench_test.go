@@ -30,6 +30,7 @@ func BenchmarkWorkloadHookedRate1(b *testing.B)      { WorkloadHookedRate1(b) }
 func BenchmarkBaselinePprofHeap(b *testing.B) { BaselinePprofHeap(b) }
 func BenchmarkFlush(b *testing.B)             { Flush(b) }
 func BenchmarkFlushGoHeap(b *testing.B)       { FlushGoHeap(b) }
+func BenchmarkFlushFileGoHeap(b *testing.B)   { FlushFileGoHeap(b) }
 
 func BenchmarkBaselineMapMemory(b *testing.B)     { BaselineMapMemory(b) }
 func BenchmarkTableMemory(b *testing.B)           { TableMemory(b) }

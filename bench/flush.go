@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"io"
 	"runtime"
 	"runtime/pprof"
@@ -120,6 +121,28 @@ func FlushGoHeap(b *testing.B) {
 	buckets, _ := runtime.MemProfile(nil, true)
 	b.ReportMetric(float64(buckets), "buckets")
 	b.ReportMetric(float64(size), "B/profile")
+}
+
+// FlushFileGoHeap measures one Flush, a profile file written, with the Go
+// heap of the runtime fixture: with the leak detector, which parses each
+// profile written and scores its sites, and without it, the baseline, in
+// the same run.
+func FlushFileGoHeap(b *testing.B) {
+	runtimeFixture()
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("detector=%v", on), func(b *testing.B) {
+			p := startProfiler(b, profiler.WithLeakWarnings(on), profiler.WithMemoryPoll(0), profiler.WithMaxFiles(2))
+			if _, err := p.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := p.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // measureFlush fills p's table with FlushSamples live samples over the
