@@ -211,9 +211,11 @@ func (p *Profiler) pollMemory() {
 	if err != nil {
 		return // counted and logged by writeFile
 	}
-	level := slog.LevelInfo
+	// Near the memory limit is worth an operator's look; a new peak is
+	// routine, and its file says so.
+	level := slog.LevelDebug
 	if tr.tag != "peak" {
-		level = slog.LevelWarn // near the memory limit: worth an operator's look
+		level = slog.LevelWarn
 	}
 	p.cfg.logger.Log(context.Background(), level, "profiler: heap profile taken for memory", "trigger", tr.tag, "reason", tr.reason, "path", path)
 }

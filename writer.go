@@ -234,9 +234,14 @@ func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupState, live []i
 	stk := e.stack(g.stk, t.depth)
 	labels := e.labelSet(g.labels, t.labelSets)
 	heap := e.heapName(g.heap, t.heapNames)
-	sample := func(b []byte, allocated, inuse int64, age int64) []byte {
-		allocObjects, allocBytes := scale(allocated, float64(allocated)*float64(g.size), t.rate)
-		inuseObjects, inuseBytes := scale(inuse, float64(inuse)*float64(g.size), t.rate)
+	scaled := func(n int64) (objects, bytes int64) { return scale(n, float64(n)*float64(g.size), t.rate) }
+	// sample appends a sample of allocated allocations, and of the live
+	// ones from the before-th to the before+inuse-th.
+	sample := func(b []byte, allocated, before, inuse int64, age int64) []byte {
+		allocObjects, allocBytes := scaled(allocated)
+		o0, b0 := scaled(before)
+		o1, b1 := scaled(before + inuse)
+		inuseObjects, inuseBytes := o1-o0, b1-b0
 		return appendMessage(b, fieldSample, func(b []byte) []byte {
 			b = appendBytes(b, fieldSampleLocationID, stk)
 			b = e.appendValues(b, allocObjects, allocBytes, inuseObjects, inuseBytes)
@@ -251,10 +256,16 @@ func (e *encoder) appendGroup(b []byte, t *tableSnapshot, g groupState, live []i
 			return b
 		})
 	}
-	b = sample(b, g.allocs, 0, -1)
+	b = sample(b, g.allocs, 0, 0, -1)
+	// Each bucket's in-use figures are the difference of the scaled
+	// totals up to it and up to the one before, so that they add up to the
+	// scaled total exactly, as the allocations' sample is scaled: a group
+	// with nothing freed has in-use equal to allocated.
+	var upTo int64
 	for bucket, n := range live {
 		if n > 0 {
-			b = sample(b, 0, int64(n), int64(ageBuckets[bucket]))
+			b = sample(b, 0, upTo, int64(n), int64(ageBuckets[bucket]))
+			upTo += int64(n)
 		}
 	}
 	return b
