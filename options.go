@@ -34,47 +34,49 @@ type optionFunc func(*config) error
 func (f optionFunc) apply(c *config) error { return f(c) }
 
 type config struct {
-	rate       int
-	dir        string
-	interval   time.Duration
-	maxFiles   int
-	maxBytes   int64
-	retainAll  time.Duration
-	retainHr   time.Duration
-	maxLive    int
-	maxStacks  int
-	depth      int
-	logger     *slog.Logger
-	exporters  []Exporter
-	exportTTL  time.Duration // of each Export call
-	memPoll    time.Duration // 0: no memory watcher
-	fractions  []float64     // of the memory limit, ascending
-	peakMargin float64       // 0: no peak profiles
-	leakWarn   bool
-	goHeap     bool
-	gcFirst    bool
-	seed       uint64 // of the sampler; 0 draws one
+	rate              int
+	dir               string
+	interval          time.Duration
+	maxFiles          int
+	maxBytes          int64
+	retainAll         time.Duration
+	retainHr          time.Duration
+	maxLive           int
+	maxStacks         int
+	depth             int
+	logger            *slog.Logger
+	exporters         []Exporter
+	exportTTL         time.Duration // of each Export call
+	memPoll           time.Duration // 0: no memory watcher
+	fractions         []float64     // of the memory limit, ascending
+	peakMargin        float64       // 0: no peak profiles
+	leakWarn          bool
+	maxRetainersPause time.Duration // WithMaxRetainersPause
+	goHeap            bool
+	gcFirst           bool
+	seed              uint64 // of the sampler; 0 draws one
 }
 
 func defaultConfig() config {
 	return config{
-		rate:       DefaultSamplingRate,
-		dir:        DefaultOutputDir,
-		interval:   DefaultFlushInterval,
-		maxFiles:   DefaultMaxFiles,
-		maxBytes:   DefaultMaxBytes,
-		retainAll:  DefaultRetainAll,
-		retainHr:   DefaultRetainHourly,
-		maxLive:    defaultMaxLiveSamples,
-		maxStacks:  defaultMaxStacks,
-		depth:      defaultStackDepth,
-		logger:     slog.Default(),
-		exportTTL:  DefaultExportTimeout,
-		memPoll:    DefaultMemoryPoll,
-		fractions:  []float64{0.70, 0.85, 0.95},
-		peakMargin: DefaultPeakMargin,
-		leakWarn:   true,
-		goHeap:     true,
+		rate:              DefaultSamplingRate,
+		dir:               DefaultOutputDir,
+		interval:          DefaultFlushInterval,
+		maxFiles:          DefaultMaxFiles,
+		maxBytes:          DefaultMaxBytes,
+		retainAll:         DefaultRetainAll,
+		retainHr:          DefaultRetainHourly,
+		maxLive:           defaultMaxLiveSamples,
+		maxStacks:         defaultMaxStacks,
+		depth:             defaultStackDepth,
+		logger:            slog.Default(),
+		exportTTL:         DefaultExportTimeout,
+		memPoll:           DefaultMemoryPoll,
+		fractions:         []float64{0.70, 0.85, 0.95},
+		peakMargin:        DefaultPeakMargin,
+		leakWarn:          true,
+		maxRetainersPause: DefaultMaxRetainersPause,
+		goHeap:            true,
 	}
 }
 

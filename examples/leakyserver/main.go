@@ -48,6 +48,7 @@ type config struct {
 	out         string        // profile directory
 	rate        int           // sampling rate in bytes
 	catalogSize int           // items of 1 KiB
+	retainers   string        // file for a retainers profile at the end of the load; "" for none
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "heapprofiles-leakyserver", "directory for the heap profiles")
 	// 64 KiB, an eighth of the default: enough samples in a 20 s demo.
 	flag.IntVar(&cfg.rate, "rate", 64<<10, "sampling rate: mean bytes between samples")
+	flag.StringVar(&cfg.retainers, "retainers", "", "write a retainers profile, what keeps the memory alive, to this file at the end of the load (Linux; a binary from go build, which keeps its symbols)")
 	flag.Parse()
 
 	// Ctrl-C ends the load early; the program still shuts down in order
@@ -120,6 +122,11 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*result, error) {
 	loadCtx, cancel := context.WithTimeout(ctx, cfg.duration)
 	defer cancel()
 	stats := generateLoad(loadCtx, "http://"+ln.Addr().String(), cfg.catalogSize)
+	if cfg.retainers != "" {
+		if err := writeRetainers(p, cfg.retainers); err != nil {
+			return nil, err
+		}
+	}
 
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShutdown()
@@ -151,6 +158,21 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*result, error) {
 	}
 	slices.Sort(res.files) // names start with the UTC time
 	return res, nil
+}
+
+// writeRetainers writes p's retainers profile to path, while the server
+// still holds what it leaked.
+func writeRetainers(p *profiler.Profiler, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := p.WriteRetainers(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
 }
 
 func (r *result) print(w io.Writer, cfg config) {

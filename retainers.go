@@ -1,0 +1,481 @@
+package profiler
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/leakhunt/profiler/internal/heapdump"
+)
+
+// The retainers profile answers what a heap profile cannot: not where a
+// live object was allocated, but what keeps it alive. It is built from a
+// heap dump (runtime/debug.WriteHeapDump), which lists every object with
+// its pointers, every root, and the runtime's sampled objects with their
+// allocation stacks; internal/heapdump turns that into the shortest chain
+// of references from a root to each sampled object. Each chain is written
+// as the continuation of the object's allocation stack, so `go tool pprof`
+// shows and merges chains the way it shows and merges calls.
+//
+// A dump stops the world for all of its writing, in proportion to the
+// heap, so it is refused when the estimated pause is over a limit, and
+// only one is taken at a time in a process. Where the dump goes and who
+// parses it is per system: see retainers_linux.go.
+
+// retainersBusy is set while a retainers profile is taken: WriteHeapDump
+// is process-wide, and two at once would double a pause already long.
+var retainersBusy atomic.Bool
+
+// errRetainersBusy is returned by WriteRetainers while another one runs.
+var errRetainersBusy = errors.New("profiler: a retainers profile is already being taken")
+
+// Frame names of a retention chain. retainedByPrefix marks the root, the
+// outermost frame of a chain, so that `go tool pprof -peek '\[held by\]'`
+// or -focus finds every root.
+const (
+	retainedByPrefix = "[held by] "
+	mapFrame         = "[map]"
+)
+
+// retainersDump is what one dump and its analysis found, with what they
+// cost; it holds no byte of any object's contents.
+type retainersDump struct {
+	summary   *retainersSummary
+	rate      int           // runtime.MemProfileRate when dumped
+	pause     time.Duration // measured around WriteHeapDump
+	estimate  time.Duration // of the pause, before it
+	heapBytes uint64        // in live and unswept objects, before the dump
+	dumpBytes int64
+	helperCPU time.Duration // user and system time of the parsing process
+	helperRSS int64         // its peak resident set, in bytes
+}
+
+// retainersSummary is what a profile needs of an analysis: the sampled
+// objects that a root reaches, grouped by allocation stack, chain and
+// size, each stack and chain stored once. Objects of a kind share their
+// stack and the shape of their chain, so it is far smaller than the
+// analysis; it crosses from the parsing process as JSON. It holds no
+// address.
+type retainersSummary struct {
+	Stacks      [][]heapdump.Frame
+	Chains      [][]heapdump.Hop
+	Groups      []retainersGroup
+	Unreachable int // sampled objects no root reaches
+	Objects     int // in the dump
+	Edges       int // pointers between them
+}
+
+// retainersGroup is the sampled objects of one stack, chain and size.
+type retainersGroup struct {
+	Stack, Chain int    // indices in Stacks and Chains
+	Size         uint64 // as the runtime recorded it, else the slot's
+	Count        int
+}
+
+// summarize groups the sampled objects of res; targets are left out.
+func summarize(res *heapdump.Result) *retainersSummary {
+	s := &retainersSummary{Objects: res.Objects, Edges: res.Edges}
+	stacks, chains := make(map[string]int), make(map[string]int)
+	groups := make(map[retainersGroup]int) // with Count 0 -> index
+	var key []byte
+	for i := range res.Samples {
+		sm := &res.Samples[i]
+		if sm.Target {
+			continue
+		}
+		if sm.Chain == nil {
+			s.Unreachable++
+			continue
+		}
+		key = key[:0]
+		for _, f := range sm.Stack {
+			key = fmt.Appendf(key, "%s\x00%s\x00%d\x00", f.Func, f.File, f.Line)
+		}
+		st, ok := stacks[string(key)]
+		if !ok {
+			st = len(s.Stacks)
+			stacks[string(key)] = st
+			s.Stacks = append(s.Stacks, sm.Stack)
+		}
+		key = key[:0]
+		for _, h := range sm.Chain {
+			key = fmt.Appendf(key, "%d\x00%s\x00%d\x00%d\x00%t\x00", h.Root, h.Name, h.Size, h.Offset, h.Map)
+		}
+		ch, ok := chains[string(key)]
+		if !ok {
+			ch = len(s.Chains)
+			chains[string(key)] = ch
+			s.Chains = append(s.Chains, sm.Chain)
+		}
+		g := retainersGroup{Stack: st, Chain: ch, Size: cmp.Or(sm.BucketSize, sm.Size)}
+		j, ok := groups[g]
+		if !ok {
+			j = len(s.Groups)
+			groups[g] = j
+			s.Groups = append(s.Groups, g)
+		}
+		s.Groups[j].Count++
+	}
+	return s
+}
+
+// WriteRetainers writes to w a gzipped pprof profile of what keeps the Go
+// runtime's sampled heap objects alive (Linux only; elsewhere it returns
+// an error saying so). Each sample is one sampled live object, weighted as
+// in the heap profile (inuse_objects, inuse_space). Its stack is the
+// object's allocation stack, leaf first, continued by the references that
+// hold it, one frame per object on the way ("[48 B object] +16": the
+// pointer at offset 16 of a 48-byte object; "[704 B main.Session] +8" when
+// the object's type is known; "[map] map[string]*main.Node" for a map's
+// internals), and ends with the root: "[held by] main.registry" for a
+// global, "[held by] main.worker (goroutine 7, chan receive)" for a stack
+// frame. Chains of the same shape merge as stacks do, so
+// `go tool pprof -traces` or -top on it shows which roots hold the most.
+//
+// It is the program's whole heap that is dumped, with the world stopped
+// for as long as that takes: about 0.15 s on the first call in a process
+// plus 3 ms per MB of heap on an idle machine, more when other processes
+// compete for the CPU. WriteRetainers estimates that pause from the heap's
+// size first and refuses above a limit, one second unless raised with
+// WithMaxRetainersPause. It also refuses when the dump, which stays in
+// memory until parsed, would bring the process's cgroup within 10 % of its
+// memory limit. No byte of the heap's contents leaves the
+// process's memory: the dump is written to an anonymous in-memory file
+// (memfd), read by a copy of the program's own executable started for the
+// purpose (so package init functions that run before this package's also
+// run in it) which returns only sizes, offsets and names of code and types,
+// and closed as soon as that copy exits. The copy needs the executable's
+// symbol table, so a binary built with -ldflags=-s is refused.
+//
+// The profile describes the heap at the moment of the dump, not as of an
+// earlier GC as the heap profile does. Objects that no root reaches,
+// garbage not yet collected, are left out
+// and counted in the profile's comments, as are objects held only by roots
+// the dump lacks (runtime.AddCleanup, weak pointers, cgo). Objects
+// reported with Track are not included: the live table keeps their
+// sample ids, not their addresses (hook.go says why).
+//
+// WriteRetainers is safe for concurrent use, but only one runs at a time
+// in a process: a call while another runs returns an error at once. It
+// returns ErrStopped after Stop.
+func (p *Profiler) WriteRetainers(w io.Writer) error {
+	return p.writeRetainers(w, p.maxRetainersPause())
+}
+
+// writeRetainers is WriteRetainers with the pause limit given.
+func (p *Profiler) writeRetainers(w io.Writer, limit time.Duration) error {
+	// Stop need not wait for a dump, which owes nothing to the
+	// profiler's state: the lifecycle lock is held only to check it.
+	p.lifecycle.RLock()
+	stopped := p.stopped
+	p.lifecycle.RUnlock()
+	if stopped {
+		return ErrStopped
+	}
+	if !retainersBusy.CompareAndSwap(false, true) {
+		return errRetainersBusy
+	}
+	defer retainersBusy.Store(false)
+	d, err := takeRetainers(limit)
+	if err != nil {
+		return fmt.Errorf("profiler: retainers profile: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := d.profile(time.Now()).Write(&buf); err != nil {
+		return fmt.Errorf("profiler: retainers profile: encoding: %w", err)
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// Pause estimate: a fixed cost on the first dump in a process, which walks
+// the whole arena index (runtime/heapdump.go, dumpparams) and faults in
+// its pages, and then a cost per byte of heap, both measured on Go 1.26
+// and rounded up (see the package's benchmarks for the figures).
+const (
+	firstDumpCost  = 150 * time.Millisecond
+	laterDumpCost  = 10 * time.Millisecond
+	dumpCostPerMiB = 3 * time.Millisecond
+)
+
+// dumpedBefore records that this process has written a heap dump, after
+// which the fixed cost is small.
+var dumpedBefore atomic.Bool
+
+// heapFigures returns the bytes and the count of the heap's objects, live
+// or not yet swept, which is what a dump writes. runtime/metrics reads
+// them without stopping the world, which runtime.ReadMemStats would.
+func heapFigures() (bytes, objects uint64) {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/gc/heap/objects:objects"},
+	}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		bytes = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		objects = s[1].Value.Uint64()
+	}
+	return bytes, objects
+}
+
+// estimatePause is the world-stopping pause a dump of heap bytes is
+// expected to take.
+func estimatePause(heap uint64, first bool) time.Duration {
+	fixed := laterDumpCost
+	if first {
+		fixed = firstDumpCost
+	}
+	return fixed + time.Duration(float64(dumpCostPerMiB)*float64(heap)/(1<<20))
+}
+
+// checkPause refuses a dump whose estimated pause is over limit.
+func checkPause(estimate time.Duration, heap uint64, limit time.Duration) error {
+	if estimate <= limit {
+		return nil
+	}
+	return fmt.Errorf("a heap dump would stop the program for about %v (%d MiB of heap), over the limit of %v; WithMaxRetainersPause raises it",
+		estimate.Round(time.Millisecond), heap>>20, limit)
+}
+
+// The dump is about as large as the heap (1.1 to 1.25 times, with its
+// records' framing) and sits in memory until it is parsed, next to the
+// parsing process's own, smaller, memory: dumpMemoryFactor times the heap
+// covers both.
+const dumpMemoryFactor = 1.5
+
+// checkDumpMemory refuses a dump that would bring the cgroup, which is
+// charged for the in-memory dump, within a tenth of its memory limit: the
+// program must not be killed for a profile. GOMEMLIMIT does not count the
+// dump, which is no Go memory.
+func checkDumpMemory(m memoryReading, heap uint64) error {
+	if m.cgroupLimit == 0 {
+		return nil
+	}
+	need := uint64(dumpMemoryFactor * float64(heap))
+	if m.cgroupUsage+need <= m.cgroupLimit/10*9 {
+		return nil
+	}
+	return fmt.Errorf("a heap dump needs about %d MiB of memory until it is parsed, which would bring the cgroup's %d MiB in use past 90%% of its %d MiB limit",
+		need>>20, m.cgroupUsage>>20, m.cgroupLimit>>20)
+}
+
+// profile builds the pprof profile of d, taken at now.
+func (d *retainersDump) profile(now time.Time) *profile.Profile {
+	b := newRetainersBuilder()
+	rate := int64(max(d.rate, 1))
+	chained := 0
+	for _, g := range d.summary.Groups {
+		chained += g.Count
+		// Each sampled object stands for 1/p objects of its size, p the
+		// chance that the runtime sampled one (sampler.go, probability).
+		// The weights are summed as floats and rounded once per sample,
+		// so that many small objects do not round away.
+		p := probability(float64(g.Size), rate)
+		n := float64(g.Count)
+		b.add(d.summary.Stacks[g.Stack], d.summary.Chains[g.Chain], int64(g.Size), n/p, n*float64(g.Size)/p)
+	}
+	prof := b.build()
+	prof.Period = rate
+	prof.TimeNanos = now.UnixNano()
+	prof.Comments = d.comments(chained, d.summary.Unreachable)
+	return prof
+}
+
+// comments describes the dump, its costs and what was left out.
+func (d *retainersDump) comments(chained, unreachable int) []string {
+	return []string{
+		"leakhunt retainers profile: each stack is a sampled Go object's allocation stack, then the references that keep it alive, the root outermost",
+		fmt.Sprintf("pause: the world was stopped %v for the heap dump (estimated %v from %d MiB of heap); runtime.MemProfileRate %d",
+			d.pause.Round(time.Millisecond), d.estimate.Round(time.Millisecond), d.heapBytes>>20, d.rate),
+		fmt.Sprintf("dump: %d bytes, in memory only, parsed by a copy of this executable that used %v of CPU and %d MiB of memory at most",
+			d.dumpBytes, d.helperCPU.Round(time.Millisecond), d.helperRSS>>20),
+		fmt.Sprintf("graph: %d objects, %d pointers between them", d.summary.Objects, d.summary.Edges),
+		fmt.Sprintf("sampled objects: %d chained to a root; %d unreachable (garbage not yet collected, or held only by roots the dump lacks), left out",
+			chained, unreachable),
+		"not included: objects reported with Track, whose addresses the profiler does not keep",
+	}
+}
+
+// retainersBuilder gathers samples whose stacks share Locations: one per
+// distinct frame, real or synthetic, so that chains of the same shape
+// merge as stacks do.
+type retainersBuilder struct {
+	prof    *profile.Profile
+	funcs   map[heapdump.Frame]*profile.Function // Line 0: by name and file only
+	locs    map[heapdump.Frame]*profile.Location // File "": a synthetic frame
+	samples map[string]*retainersSample
+	ids     []byte // scratch: the key of a stack
+	stack   []*profile.Location
+}
+
+// retainersSample accumulates the weights of the sampled objects of one
+// stack and size.
+type retainersSample struct {
+	locs           []*profile.Location
+	size           int64
+	objects, bytes float64
+}
+
+func newRetainersBuilder() *retainersBuilder {
+	return &retainersBuilder{
+		prof: &profile.Profile{
+			SampleType: []*profile.ValueType{
+				{Type: "inuse_objects", Unit: "count"},
+				{Type: "inuse_space", Unit: "bytes"},
+			},
+			DefaultSampleType: "inuse_space",
+			PeriodType:        &profile.ValueType{Type: "space", Unit: "bytes"},
+		},
+		funcs:   make(map[heapdump.Frame]*profile.Function),
+		locs:    make(map[heapdump.Frame]*profile.Location),
+		samples: make(map[string]*retainersSample),
+	}
+}
+
+// add adds the weights of sampled objects of one stack, chain and size.
+func (b *retainersBuilder) add(stack []heapdump.Frame, chain []heapdump.Hop, size int64, objects, bytes float64) {
+	b.stack = b.stack[:0]
+	for _, f := range allocationFrames(stack) {
+		b.stack = append(b.stack, b.location(f))
+	}
+	for _, name := range chainFrames(chain) {
+		b.stack = append(b.stack, b.location(heapdump.Frame{Func: name}))
+	}
+	b.ids = b.ids[:0]
+	for _, l := range b.stack {
+		b.ids = strconv.AppendUint(b.ids, l.ID, 10)
+		b.ids = append(b.ids, ' ')
+	}
+	b.ids = strconv.AppendInt(b.ids, size, 10)
+	rs := b.samples[string(b.ids)]
+	if rs == nil {
+		rs = &retainersSample{locs: slices.Clone(b.stack), size: size}
+		b.samples[string(b.ids)] = rs
+	}
+	rs.objects += objects
+	rs.bytes += bytes
+}
+
+// location returns the Location of one frame, a synthetic one (no file,
+// no line) for a frame of a chain.
+func (b *retainersBuilder) location(f heapdump.Frame) *profile.Location {
+	if l, ok := b.locs[f]; ok {
+		return l
+	}
+	fk := heapdump.Frame{Func: f.Func, File: f.File}
+	fn, ok := b.funcs[fk]
+	if !ok {
+		fn = &profile.Function{ID: uint64(len(b.prof.Function) + 1), Name: f.Func, SystemName: f.Func, Filename: f.File}
+		if f.File == "" {
+			// pprof reads a name with brackets as C++ and drops what
+			// is in parentheses ("(goroutine 7, chan receive)"),
+			// unless the name is marked as already demangled, by a
+			// system name that differs.
+			fn.SystemName = ""
+		}
+		b.funcs[fk] = fn
+		b.prof.Function = append(b.prof.Function, fn)
+	}
+	l := &profile.Location{ID: uint64(len(b.prof.Location) + 1), Line: []profile.Line{{Function: fn, Line: int64(f.Line)}}}
+	b.locs[f] = l
+	b.prof.Location = append(b.prof.Location, l)
+	return l
+}
+
+// build returns the profile of the samples added, sorted by stack and size
+// so that the same heap gives the same profile.
+func (b *retainersBuilder) build() *profile.Profile {
+	keys := make([]string, 0, len(b.samples))
+	for k := range b.samples {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y string) int {
+		sx, sy := b.samples[x], b.samples[y]
+		return cmp.Or(compareLocations(sx.locs, sy.locs), cmp.Compare(sx.size, sy.size))
+	})
+	for _, k := range keys {
+		rs := b.samples[k]
+		b.prof.Sample = append(b.prof.Sample, &profile.Sample{
+			Location: rs.locs,
+			Value:    []int64{saturate(rs.objects), saturate(rs.bytes)},
+			NumLabel: map[string][]int64{"bytes": {rs.size}},
+			NumUnit:  map[string][]string{"bytes": {"bytes"}},
+		})
+	}
+	return b.prof
+}
+
+func compareLocations(a, b []*profile.Location) int {
+	return slices.CompareFunc(a, b, func(x, y *profile.Location) int { return cmp.Compare(x.ID, y.ID) })
+}
+
+// allocationFrames returns an allocation stack as the heap profile shows
+// it: without the runtime's frames at the leaf (runtime.mallocgc and the
+// make or new that called it) and without runtime.goexit at the root, as
+// runtime/pprof leaves them out (writeHeapProto, hideRuntime).
+func allocationFrames(stk []heapdump.Frame) []heapdump.Frame {
+	for i, f := range stk {
+		if !isRuntimeFunction(f.Func) {
+			stk = stk[i:]
+			break
+		}
+	}
+	if n := len(stk); n > 0 && stk[n-1].Func == "runtime.goexit" {
+		stk = stk[:n-1]
+	}
+	return stk
+}
+
+func isRuntimeFunction(name string) bool {
+	return strings.HasPrefix(name, "runtime.") || strings.HasPrefix(name, "internal/runtime/")
+}
+
+// chainFrames returns the frames of a chain from the object outwards: one
+// for each object that holds the next, named by its type if known, else
+// its size, with the offset of the pointer in it; one for a map's
+// internals; and the root last. The object itself is not among them: its
+// allocation stack stands for it.
+func chainFrames(chain []heapdump.Hop) []string {
+	var names []string
+	for i := len(chain) - 2; i >= 1; i-- {
+		h := chain[i]
+		switch {
+		case h.Map && h.Name != "":
+			names = append(names, mapFrame+" "+h.Name)
+		case h.Map:
+			names = append(names, mapFrame)
+		case h.Name != "":
+			names = append(names, fmt.Sprintf("[%d B %s] +%d", h.Size, h.Name, chain[i+1].Offset))
+		default:
+			names = append(names, fmt.Sprintf("[%d B object] +%d", h.Size, chain[i+1].Offset))
+		}
+	}
+	return append(names, rootFrame(chain))
+}
+
+// rootFrame names the root of a chain. A global's frame carries the
+// offset of the pointer in it, which tells the fields of a struct apart; a
+// stack frame's offset counts from its stack pointer, which means nothing
+// to a reader, and is left out.
+func rootFrame(chain []heapdump.Hop) string {
+	r := chain[0]
+	name := r.Name
+	if name == "" {
+		name = r.Root.String() + " root"
+	}
+	if r.Root == heapdump.RootGlobal && len(chain) > 1 && chain[1].Offset != 0 {
+		name += fmt.Sprintf(" +%d", chain[1].Offset)
+	}
+	return retainedByPrefix + name
+}

@@ -1,0 +1,130 @@
+package profiler
+
+import (
+	"errors"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leakhunt/profiler/internal/heapdump"
+)
+
+// A pause limit below any dump's refuses before anything is dumped, with
+// an error that says why and how to raise it; on a system without the
+// mechanism, the error says that instead.
+func TestRetainersRefusesOverPauseLimit(t *testing.T) {
+	p := startRetainersProfiler(t)
+	err := p.writeRetainers(io.Discard, time.Nanosecond)
+	if err == nil {
+		t.Fatal("a retainers profile was taken with a pause limit of 1ns")
+	}
+	want := "over the limit of 1ns; WithMaxRetainersPause raises it"
+	if runtime.GOOS != "linux" {
+		want = "not supported on " + runtime.GOOS
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want it to say %q", err, want)
+	}
+	t.Log(err)
+}
+
+// While one retainers profile is taken, another is refused at once, and
+// after Stop every one is.
+func TestRetainersOneAtATime(t *testing.T) {
+	p := startRetainersProfiler(t)
+	if !retainersBusy.CompareAndSwap(false, true) {
+		t.Fatal("a retainers profile is already being taken")
+	}
+	err := p.WriteRetainers(io.Discard)
+	retainersBusy.Store(false)
+	if !errors.Is(err, errRetainersBusy) {
+		t.Errorf("second concurrent call: %v, want %v", err, errRetainersBusy)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteRetainers(io.Discard); !errors.Is(err, ErrStopped) {
+		t.Errorf("after Stop: %v, want %v", err, ErrStopped)
+	}
+}
+
+// A dump that would bring the cgroup near its memory limit is refused;
+// with no cgroup limit, or room under it, it is not.
+func TestRetainersMemoryGuard(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		usage, limit, heap uint64
+		refused            bool
+	}{
+		{usage: 900 * mib, limit: 0, heap: 800 * mib},
+		{usage: 300 * mib, limit: 1024 * mib, heap: 200 * mib},
+		{usage: 700 * mib, limit: 1024 * mib, heap: 200 * mib, refused: true}, // 700+300 > 921
+	} {
+		err := checkDumpMemory(memoryReading{cgroupUsage: c.usage, cgroupLimit: c.limit}, c.heap)
+		if (err != nil) != c.refused {
+			t.Errorf("usage %d MiB, limit %d MiB, heap %d MiB: %v, want refused %t", c.usage/mib, c.limit/mib, c.heap/mib, err, c.refused)
+		}
+		if err != nil && !strings.Contains(err.Error(), "90% of its 1024 MiB limit") {
+			t.Errorf("error %q does not give the limit", err)
+		}
+	}
+}
+
+// A chain becomes frames from the object outwards: the objects that hold
+// it, each with the offset of its pointer, a map as one frame, and the
+// root last with the offset into a global.
+func TestRetainersChainFrames(t *testing.T) {
+	chain := []heapdump.Hop{
+		{Root: heapdump.RootGlobal, Name: "main.server"},
+		{Size: 48, Offset: 16},
+		{Size: 27264, Name: "map[string]*main.Session", Map: true, Offset: 8},
+		{Size: 704, Name: "main.Session", Offset: 4256},
+		{Size: 112, Offset: 24}, // the sampled object itself
+	}
+	got := chainFrames(chain)
+	want := []string{
+		"[704 B main.Session] +24",
+		"[map] map[string]*main.Session",
+		"[48 B object] +8",
+		"[held by] main.server +16",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("chainFrames:\n got %q\nwant %q", got, want)
+	}
+
+	stack := []heapdump.Hop{{Root: heapdump.RootStack, Name: "main.worker (goroutine 7, chan receive)"}, {Size: 8192, Offset: 40}}
+	if got, want := chainFrames(stack), []string{"[held by] main.worker (goroutine 7, chan receive)"}; !slices.Equal(got, want) {
+		t.Errorf("chainFrames of a frame root: got %q, want %q", got, want)
+	}
+}
+
+// An allocation stack loses the runtime's frames at the leaf and
+// runtime.goexit at the root, as in runtime/pprof's heap profile.
+func TestRetainersAllocationFrames(t *testing.T) {
+	stk := []heapdump.Frame{
+		{Func: "runtime.mallocgc"}, {Func: "runtime.makeslice"}, {Func: "main.build"},
+		{Func: "runtime.main"}, {Func: "runtime.goexit"},
+	}
+	var got []string
+	for _, f := range allocationFrames(stk) {
+		got = append(got, f.Func)
+	}
+	if want := []string{"main.build", "runtime.main"}; !slices.Equal(got, want) {
+		t.Errorf("allocationFrames: got %q, want %q", got, want)
+	}
+}
+
+// startRetainersProfiler starts a profiler that writes no files and
+// stops it when the test ends.
+func startRetainersProfiler(t *testing.T) *Profiler {
+	t.Helper()
+	p, err := Start(WithoutFiles(), WithMemoryPoll(0), WithLeakWarnings(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	return p
+}
