@@ -31,20 +31,26 @@ func allocBuffers(h *profiler.Heap, key uintptr, size int) { h.Alloc(key, size) 
 //go:noinline
 func allocRecords(h *profiler.Heap, key uintptr, size int) { h.Alloc(key, size) }
 
+// integrationServer returns the URL of the Pyroscope server to test
+// against, from the environment, and a service name of its own for the
+// test, or skips the test when no server is named.
+func integrationServer(t *testing.T, prefix string) (base, service string) {
+	base = os.Getenv(integrationURLEnv)
+	if base == "" {
+		t.Skipf("set %s to a Pyroscope server's URL to run, e.g. %s=http://127.0.0.1:4040 go test -run Integration ./pyroscope/", integrationURLEnv, integrationURLEnv)
+	}
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	return strings.TrimRight(base, "/"), prefix + hex.EncodeToString(suffix[:])
+}
+
 // Against a real Pyroscope server: three pushes of the real profiler's
 // profiles, read back through the query API. Over the whole range the
 // alloc_space adds up to every byte allocated, which holds only because
 // each push carries the allocations since the one before; a range holding
 // only the last push shows what was live then.
 func TestIntegrationPyroscope(t *testing.T) {
-	base := os.Getenv(integrationURLEnv)
-	if base == "" {
-		t.Skipf("set %s to a Pyroscope server's URL to run, e.g. %s=http://127.0.0.1:4040 go test -run Integration ./pyroscope/", integrationURLEnv, integrationURLEnv)
-	}
-	base = strings.TrimRight(base, "/")
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
-	service := "leakhunt-it-" + hex.EncodeToString(suffix[:])
+	base, service := integrationServer(t, "leakhunt-it-")
 	exp, err := pyroscope.New(pyroscope.Config{URL: base, ServiceName: service, Labels: map[string]string{"test": "integration"}})
 	if err != nil {
 		t.Fatal(err)
@@ -211,14 +217,7 @@ func appendProtoVarint(b []byte, field int, v uint64) []byte {
 // accepted with its totals, and a profile outside the ingestion window is
 // rejected once, not retried, with the server's message.
 func TestIntegrationPyroscopeLimits(t *testing.T) {
-	base := os.Getenv(integrationURLEnv)
-	if base == "" {
-		t.Skipf("set %s to a Pyroscope server's URL to run, e.g. %s=http://127.0.0.1:4040 go test -run Integration ./pyroscope/", integrationURLEnv, integrationURLEnv)
-	}
-	base = strings.TrimRight(base, "/")
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
-	service := "leakhunt-it-" + hex.EncodeToString(suffix[:])
+	base, service := integrationServer(t, "leakhunt-it-")
 	logger, logs := logBuffer()
 	exp, err := pyroscope.New(pyroscope.Config{URL: base, ServiceName: service, MaxSamples: 16, Logger: logger,
 		Labels: map[string]string{"tenant": "static"}})
@@ -286,18 +285,11 @@ func TestIntegrationPyroscopeLimits(t *testing.T) {
 // The objects are 64 KiB and the rate 1 KiB, so the runtime samples every
 // one, with a weight of exactly 1.
 func TestIntegrationAuto(t *testing.T) {
-	base := os.Getenv(integrationURLEnv)
-	if base == "" {
-		t.Skipf("set %s to a Pyroscope server's URL to run, e.g. %s=http://127.0.0.1:4040 go test -run Integration ./pyroscope/", integrationURLEnv, integrationURLEnv)
-	}
-	base = strings.TrimRight(base, "/")
+	base, service := integrationServer(t, "leakhunt-auto-")
 	bin := filepath.Join(t.TempDir(), "child")
 	if out, err := exec.Command(pproftest.GoTool(), "build", "-o", bin, "../internal/envconfig/testdata/child").CombinedOutput(); err != nil {
 		t.Fatalf("building the child: %v\n%s", err, out)
 	}
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
-	service := "leakhunt-auto-" + hex.EncodeToString(suffix[:])
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "LEAKHUNT_PYROSCOPE_URL="+base, "LEAKHUNT_OUTPUT_DIR=", "LEAKHUNT_SERVICE_NAME="+service,

@@ -381,11 +381,8 @@ func (p *parser) readType() error {
 
 func (p *parser) readGoroutine() error {
 	var w [8]uint64 // g, sp, goid, gopc, status, isSystem, isBackground, waitsince
-	for i := range w {
-		var err error
-		if w[i], err = p.d.uvarint(); err != nil {
-			return err
-		}
+	if err := p.words(w[:]); err != nil {
+		return err
 	}
 	reason, err := p.d.string(&p.scratch)
 	if err != nil {
@@ -459,13 +456,21 @@ func (p *parser) goroutineOf(g uint64) uint32 {
 	return uint32(len(p.goroutines) - 1)
 }
 
-func (p *parser) readDefer() error {
-	var w [7]uint64 // addr, g, sp, pc, fn, fn.fn, link
+// words reads len(w) uvarints into w: the fixed fields of a record.
+func (p *parser) words(w []uint64) error {
 	for i := range w {
 		var err error
 		if w[i], err = p.d.uvarint(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (p *parser) readDefer() error {
+	var w [7]uint64 // addr, g, sp, pc, fn, fn.fn, link
+	if err := p.words(w[:]); err != nil {
+		return err
 	}
 	if len(p.goroutines) == 0 {
 		return fmt.Errorf("defer record before any goroutine")
@@ -478,11 +483,8 @@ func (p *parser) readDefer() error {
 
 func (p *parser) readPanic() error {
 	var w [6]uint64 // addr, g, arg type, arg data, 0, link
-	for i := range w {
-		var err error
-		if w[i], err = p.d.uvarint(); err != nil {
-			return err
-		}
+	if err := p.words(w[:]); err != nil {
+		return err
 	}
 	if len(p.goroutines) == 0 {
 		return fmt.Errorf("panic record before any goroutine")
@@ -517,11 +519,8 @@ func (p *parser) readSegment(tag uint64) error {
 
 func (p *parser) readFinalizer(tag uint64) error {
 	var w [5]uint64 // obj, fn, fn.fn, fint, ot
-	for i := range w {
-		var err error
-		if w[i], err = p.d.uvarint(); err != nil {
-			return err
-		}
+	if err := p.words(w[:]); err != nil {
+		return err
 	}
 	obj, fn := whatFinalizerObject, whatFinalizerFunc
 	if tag == tagQueuedFinalizer {
