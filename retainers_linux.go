@@ -213,7 +213,7 @@ func (d *retainersDump) analyze(f *os.File, bias uint64, objects uint64) error {
 		// its exec (Linux's exec_mmap keeps the larger of the two).
 		d.helperRSS = peakRSS
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok && peakRSS == 0 {
-			d.helperRSS = ru.Maxrss << 10 // KiB on Linux
+			d.helperRSS = int64(ru.Maxrss) << 10 // KiB on Linux
 		}
 	}
 	switch {

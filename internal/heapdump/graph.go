@@ -33,10 +33,10 @@ const rootPred = 1 << 31
 // the object it points into, dropping those that point into none (freed
 // slots, stacks, spans the dump leaves out).
 func (p *parser) graph() (*graph, error) {
-	if len(p.start) >= rootPred {
+	if uint64(len(p.start)) >= rootPred {
 		return nil, errorf("more than %d objects", rootPred-1)
 	}
-	if len(p.roots) >= rootPred {
+	if uint64(len(p.roots)) >= rootPred {
 		return nil, errorf("more than %d roots", rootPred-1)
 	}
 	g := &graph{parser: p, byAddr: make([]uint64, len(p.start))}
