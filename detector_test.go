@@ -443,6 +443,9 @@ func TestDetectorGoHeapFiguresTime(t *testing.T) {
 // the detector stays within its bound, which a measure of the Go heap
 // agrees with, and still finds a slow leak among them.
 func TestDetectorBoundedMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("one goroutine's computation, slow under the race detector and with nothing for it to check: the run without -race covers it")
+	}
 	const (
 		profiles = 10000
 		alive    = 300 // churning sites at any time

@@ -146,4 +146,14 @@
 // WithoutFiles writes none to disk. Importing
 // github.com/leakhunt/profiler/auto starts the profiler from environment
 // variables, with no other change to a program.
+//
+// # Memory, leaks and retainers
+//
+// A watcher polls the process's memory and writes a profile of its own
+// when memory nears its limit (the cgroup's, or GOMEMLIMIT) or reaches a
+// new peak, so that a process killed for its memory leaves the profile that
+// explains it (WithMemoryPoll). Every profile written also feeds a leak
+// detector that logs a steadily growing site as "leak suspect" (Suspects).
+// WriteRetainers writes, for the sampled live objects, the chain of
+// references that keeps each alive (Linux).
 package profiler

@@ -17,6 +17,9 @@ import (
 // An Alloc under a live key replaces its record even when the new sample
 // is dropped: here because every group has live allocations.
 func TestReusedKeyEndsRecordWhenDropped(t *testing.T) {
+	if raceEnabled {
+		t.Skip("one goroutine's computation, slow under the race detector and with nothing for it to check: the run without -race covers it")
+	}
 	p := startTestProfiler(t, WithSamplingRate(1), WithMaxLiveSamples(1<<19))
 	const key = 1 << 30
 	Alloc(key, 100)
