@@ -172,10 +172,10 @@ func WithExportTimeout(d time.Duration) Option {
 // figures are current, and is named heap-<time>-<pid>-limit<N>.pb.gz or
 // -peak.pb.gz; retention keeps the newest of each name whatever its age,
 // and its comments say what triggered it, with the memory figures. Peak
-// profiles are written at most one a second. 0 turns the watcher off. The default is 250 ms,
-// so that a climb to the limit is caught within a quarter of a second; a
-// reading costs about 10 µs on Linux (bench/RESULTS.md), 0.004 % of one
-// core. It must be 0 or at least 10 ms.
+// profiles are written at most one a second. 0 turns the watcher off. The
+// default is a quarter of a second, so that a climb to the limit is caught
+// within that; bench/RESULTS.md gives what a poll costs. It must be 0 or at
+// least 10 ms.
 func WithMemoryPoll(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d != 0 && d < 10*time.Millisecond {
