@@ -93,8 +93,11 @@
 // cmd/leakhunt measures the growth of Go heap sites against it, so growth
 // rates are right even when cycles are minutes apart; the in-use figure of
 // a steadily leaking site is what it held then, and so less than it holds
-// now. The profiler does not force a GC unless asked to with
-// WithGCBeforeSnapshot. Objects reported with Track leave the live set only
+// now. The profiler forces a GC before a profile only when no GC cycle
+// has completed since the one before and the live heap is under 256 MiB
+// (so that a program that rarely collects does not show the same figures
+// profile after profile), before a profile of the memory watcher, and
+// before every profile with WithGCBeforeSnapshot. Objects reported with Track leave the live set only
 // after a GC found them unreachable and their cleanup ran.
 //
 // # Concurrency

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"time"
 )
@@ -47,11 +48,40 @@ type goHeapReader struct {
 	zr   *gzip.Reader
 	data bytes.Buffer
 	prof goHeapProfile
+
+	gcs    [2]metrics.Sample // GC cycles completed, live heap
+	cycles uint64            // GC cycles completed at the last read
+	done   bool              // a read was made
 }
 
-// read reads the runtime's current heap profile, after a GC if gcFirst.
-// The result is valid until the next read.
+// staleHeapMax is the largest live heap for which read runs a GC when none
+// ran since the last read: see stale.
+const staleHeapMax = 256 << 20
+
+// stale reports whether no GC cycle has completed since the last read, for
+// a live heap of at most staleHeapMax. The runtime publishes its figures
+// only at the end of a GC, so a program that allocates little, or whose
+// heap only grows, can go many profiles without one: a leak in it would
+// show as flat, profile after profile, and the leak detector, which needs
+// figures of 20 distinct cycles, would not see it for many minutes. A GC
+// then costs in proportion to the live heap, so it is run only up to
+// staleHeapMax; larger heaps wait for their own GCs, and the runtime's
+// every two minutes.
+func (r *goHeapReader) stale() bool {
+	metrics.Read(r.gcs[:])
+	return r.done && r.gcs[0].Value.Uint64() == r.cycles && r.gcs[1].Value.Uint64() <= staleHeapMax
+}
+
+// read reads the runtime's current heap profile, after a GC if gcFirst, or
+// if none ran since the last read (see stale). The result is valid until
+// the next read.
 func (r *goHeapReader) read(gcFirst bool, rateBefore int) (*goHeapProfile, error) {
+	if r.gcs[0].Name == "" {
+		r.gcs[0].Name, r.gcs[1].Name = "/gc/cycles/total:gc-cycles", "/gc/heap/live:bytes"
+	}
+	if !gcFirst && r.stale() {
+		gcFirst = true
+	}
 	if gcFirst {
 		runtime.GC()
 	}
@@ -81,6 +111,8 @@ func (r *goHeapReader) read(gcFirst bool, rateBefore int) (*goHeapProfile, error
 	if err != nil {
 		return nil, fmt.Errorf("reading the Go heap profile: %w", err)
 	}
+	metrics.Read(r.gcs[:1])
+	r.cycles, r.done = r.gcs[0].Value.Uint64(), true
 	r.prof = goHeapProfile{
 		data:       r.data.Bytes(),
 		figuresAt:  figuresAt,

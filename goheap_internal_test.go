@@ -2,6 +2,8 @@ package profiler
 
 import (
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -120,4 +122,30 @@ func goSamplesByStack(t *testing.T, prof *profile.Profile, written bool) map[str
 		out[k] = v
 	}
 	return out
+}
+
+// A read with no GC cycle completed since the last one runs a GC first,
+// so that figures that only a GC publishes do not stay frozen; one after a
+// cycle of the program's own does not.
+func TestGoHeapReadRefreshesStaleFigures(t *testing.T) {
+	// No GC of the runtime's own between the reads but the test's.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	var r goHeapReader
+	if _, err := r.read(false, 0); err != nil {
+		t.Fatal(err)
+	}
+	prof, err := r.read(false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !prof.gcForced {
+		t.Error("a read with no GC since the last one did not run one")
+	}
+	runtime.GC()
+	if prof, err = r.read(false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if prof.gcForced {
+		t.Error("a read after the program's own GC ran another")
+	}
 }

@@ -359,9 +359,11 @@ func WithGoHeap(on bool) Option {
 
 // WithGCBeforeSnapshot sets whether a garbage collection runs before each
 // profile is taken. The Go heap's in-use figures are those of the GC before
-// the last one, so without it they lag by up to two GC cycles; with it,
-// every flush pays for a full collection, which stops no goroutine for
-// long but costs CPU in proportion to the live heap. Off by default.
+// the last one, so without it they lag by up to two GC cycles (a GC runs
+// anyway when none ran since the last profile and the live heap is under
+// 256 MiB); with it, every flush pays for a full collection, which stops
+// no goroutine for long but costs CPU in proportion to the live heap. Off
+// by default.
 func WithGCBeforeSnapshot(on bool) Option {
 	return optionFunc(func(c *config) error {
 		c.gcFirst = on
