@@ -51,15 +51,21 @@ type goHeapReader struct {
 
 	gcs    [2]metrics.Sample // GC cycles completed, live heap
 	cycles uint64            // GC cycles completed at the last read
-	done   bool              // a read was made
+	last   time.Time         // of the last read; zero before it
 }
 
 // staleHeapMax is the largest live heap for which read runs a GC when none
 // ran since the last read: see stale.
 const staleHeapMax = 256 << 20
 
-// stale reports whether no GC cycle has completed since the last read, for
-// a live heap of at most staleHeapMax. The runtime publishes its figures
+// staleAfter is how long after the last read, with no GC since, read runs
+// one: half the shortest flush interval, so that every profile of the
+// flush loop is covered while reads made in a burst (a scraper,
+// WriteProfile in a loop) do not each pay for a GC.
+const staleAfter = 500 * time.Millisecond
+
+// stale reports whether no GC cycle has completed since the last read, at
+// least staleAfter ago, for a live heap of at most staleHeapMax. The runtime publishes its figures
 // only at the end of a GC, so a program that allocates little, or whose
 // heap only grows, can go many profiles without one: a leak in it would
 // show as flat, profile after profile, and the leak detector, which needs
@@ -69,7 +75,8 @@ const staleHeapMax = 256 << 20
 // every two minutes.
 func (r *goHeapReader) stale() bool {
 	metrics.Read(r.gcs[:])
-	return r.done && r.gcs[0].Value.Uint64() == r.cycles && r.gcs[1].Value.Uint64() <= staleHeapMax
+	return !r.last.IsZero() && time.Since(r.last) >= staleAfter &&
+		r.gcs[0].Value.Uint64() == r.cycles && r.gcs[1].Value.Uint64() <= staleHeapMax
 }
 
 // read reads the runtime's current heap profile, after a GC if gcFirst, or
@@ -112,7 +119,7 @@ func (r *goHeapReader) read(gcFirst bool, rateBefore int) (*goHeapProfile, error
 		return nil, fmt.Errorf("reading the Go heap profile: %w", err)
 	}
 	metrics.Read(r.gcs[:1])
-	r.cycles, r.done = r.gcs[0].Value.Uint64(), true
+	r.cycles, r.last = r.gcs[0].Value.Uint64(), time.Now()
 	r.prof = goHeapProfile{
 		data:       r.data.Bytes(),
 		figuresAt:  figuresAt,

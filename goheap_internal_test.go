@@ -124,9 +124,10 @@ func goSamplesByStack(t *testing.T, prof *profile.Profile, written bool) map[str
 	return out
 }
 
-// A read with no GC cycle completed since the last one runs a GC first,
-// so that figures that only a GC publishes do not stay frozen; one after a
-// cycle of the program's own does not.
+// A read with no GC cycle completed since the last one, a second or more
+// before, runs a GC first, so that figures that only a GC publishes do not
+// stay frozen; one right after the last, or after a cycle of the
+// program's own, does not.
 func TestGoHeapReadRefreshesStaleFigures(t *testing.T) {
 	// No GC of the runtime's own between the reads but the test's.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -135,6 +136,14 @@ func TestGoHeapReadRefreshesStaleFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	prof, err := r.read(false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prof.gcForced {
+		t.Error("a read right after the last one ran a GC")
+	}
+	r.last = r.last.Add(-staleAfter) // as if a second had passed
+	prof, err = r.read(false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
