@@ -98,6 +98,19 @@ func TestRetention(t *testing.T) {
 // The newest profile of each tag (peak, limit<N>) is kept whatever
 // retention, maxFiles or maxBytes say, and makeRoom deletes it last;
 // older tagged profiles are retained like any other.
+// A file's name is its UTC time whatever the zone of the time it is given,
+// so names sort by time across a change of the machine's zone.
+func TestFileNameIsUTC(t *testing.T) {
+	s := &fileStore{pid: 7}
+	at := time.Date(2026, 3, 4, 1, 2, 3, 4, time.FixedZone("UTC+5", 5*60*60))
+	if got, want := s.nextName(at, ""), "heap-20260303T200203.000000004Z-7.pb.gz"; got != want {
+		t.Errorf("name %q, want %q", got, want)
+	}
+	if got, want := s.nextName(at, "peak"), "heap-20260303T200203.000000005Z-7-peak.pb.gz"; got != want {
+		t.Errorf("name of a second write in the same nanosecond %q, want %q", got, want)
+	}
+}
+
 func TestTaggedProfilesPinned(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	name := func(ago time.Duration, tag string) string {

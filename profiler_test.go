@@ -316,11 +316,6 @@ func TestPeriodIsSamplingRate(t *testing.T) {
 }
 
 func TestFileNamesAndModes(t *testing.T) {
-	// A local zone far from UTC, so that a name in local time shows. The
-	// cleanup is registered first and so runs after Stop.
-	local := time.Local
-	time.Local = time.FixedZone("UTC+5", 5*60*60)
-	t.Cleanup(func() { time.Local = local })
 	p, dir := startProfiler(t)
 	var flushed []string
 	var windows [][2]time.Time
