@@ -37,8 +37,9 @@ const maxWindowSeconds = 3600
 // it registers "GET /debug/pprof/", and a pattern for all methods below
 // that one conflicts with it, so that http.Handle panics.
 //
-// Two query parameters are read, as net/http/pprof's heap profile reads
-// them; any other is ignored, and an empty value is the same as none.
+// Three query parameters are read, the first two as net/http/pprof's heap
+// profile reads them; any other is ignored, and an empty value is the same
+// as none.
 //
 //   - seconds=N, a whole number from 1 to 3600: take a profile, wait N
 //     seconds, take another and serve the second minus the first, what was
@@ -50,6 +51,16 @@ const maxWindowSeconds = 3600
 //     so that the Go heap's in-use figures are current instead of as of the
 //     GC before the last (see Accuracy in the package documentation). 0
 //     runs none.
+//   - retainers=1: serve the retainers profile instead, the one
+//     WriteRetainers writes, named leakhunt-retainers.pb.gz: what keeps
+//     each sampled object alive at the moment of the request. The whole
+//     program is stopped for the heap dump it is made from; a dump whose
+//     estimated pause is over the limit of WithMaxRetainersPause, one
+//     second by default, is refused. It is a snapshot, so seconds cannot
+//     be given with it. With gc, the collection runs before the dump and
+//     finishes sweeping: the garbage made since the last collection, which
+//     the dump would hold and the profile leave out as unreachable, is
+//     gone, and the pause shorter for it. 0 serves the heap profile.
 //
 // An invalid value is answered with 400 Bad Request, naming the parameter,
 // and a method other than GET or HEAD with 405. A window ends early, with
@@ -59,13 +70,26 @@ const maxWindowSeconds = 3600
 // ResponseWriter cannot move it, a window that would outlast the timeout is
 // refused with 400 rather than cut off mid-response.
 //
+// A retainers profile the profiler declines to take for now, because
+// another one is being taken or the dump's pause or memory would be over
+// its limits, is answered with 503 Service Unavailable, as when no
+// profiler runs: the same request may be served later. One that cannot be
+// taken here at all, on a system other than Linux, from an executable
+// without a symbol table (`go run` and `go test` build those) or with a Go
+// release whose heap dumps the profiler does not know, is answered with
+// 501 Not Implemented; any other failure with 500. The body is the error's
+// text, and no part of a profile is sent before it is whole.
+//
 // Like net/http/pprof, the handler must not be exposed to untrusted
 // networks: a profile reveals the program's code structure and memory use,
-// and each ?seconds request ties up a goroutine for its window. Serve it on
-// a listener bound to localhost, or behind authentication.
+// each ?seconds request ties up a goroutine for its window, and each
+// ?retainers request, HEAD included, stops the whole program for a heap
+// dump. Serve it on a listener bound to localhost, or behind
+// authentication.
 //
 // The handler is safe for concurrent use; the profiles of concurrent
-// requests are taken one at a time.
+// requests are taken one at a time, except retainers profiles, which are
+// not queued: while one is taken, others are answered with 503.
 func Handler() http.Handler {
 	return profileHandler{}
 }
@@ -98,11 +122,26 @@ func (h profileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		gc = n > 0
 	}
+	// Only 0 and 1: a retainers request stops the world, and is not to
+	// be made by a value that meant something else.
+	retainers := false
+	switch s := q.Get("retainers"); s {
+	case "", "0":
+	case "1":
+		retainers = true
+	default:
+		http.Error(w, fmt.Sprintf(`invalid value %q for "retainers": want 1 (the retainers profile) or 0 (the heap profile)`, s), http.StatusBadRequest)
+		return
+	}
 	var window time.Duration
 	if s := q.Get("seconds"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 1 || n > maxWindowSeconds {
 			http.Error(w, fmt.Sprintf(`invalid value %q for "seconds": want a whole number of seconds from 1 to %d`, s, maxWindowSeconds), http.StatusBadRequest)
+			return
+		}
+		if retainers {
+			http.Error(w, `"seconds" cannot be given with "retainers": a retainers profile is a snapshot, with no delta over a window`, http.StatusBadRequest)
 			return
 		}
 		window = time.Duration(n) * time.Second
@@ -120,9 +159,13 @@ func (h profileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var data []byte
 	var err error
 	name := "leakhunt-heap.pb.gz"
-	if window == 0 {
+	switch {
+	case retainers:
+		data, err = p.retainersProfile(gc)
+		name = "leakhunt-retainers.pb.gz"
+	case window == 0:
 		data, err = p.takeProfile(gc)
-	} else {
+	default:
 		data, err = h.delta(r.Context(), p, window, gc)
 		name = "leakhunt-heap-delta.pb.gz"
 	}
@@ -163,6 +206,15 @@ func serveFailure(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrStopped):
 		http.Error(w, "the heap profiler was stopped: no profile to serve", http.StatusServiceUnavailable)
+	case errors.Is(err, errRetainersBusy), errors.Is(err, errRetainersRefused):
+		// The profiler's own guards declined, for the program's state
+		// now: a client may retry later, when the other dump is done or
+		// the heap smaller. Not a 4xx: nothing in the request would
+		// change the answer, and no parameter may raise the limits.
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	case errors.Is(err, errRetainersUnsupported):
+		// However often it is asked, this system or executable cannot.
+		http.Error(w, err.Error(), http.StatusNotImplemented)
 	case errors.Is(err, context.DeadlineExceeded):
 		// As net/http/pprof answers a window its request's deadline cut
 		// short.
@@ -179,6 +231,22 @@ func (p *Profiler) takeProfile(gc bool) ([]byte, error) {
 		runtime.GC()
 	}
 	return p.currentProfile()
+}
+
+// retainersProfile returns the retainers profile, after a garbage
+// collection if gc is set. runtime.GC returns once its collection has
+// swept (runtime/mgc.go), and the dump sweeps whatever is unswept with the
+// world stopped (runtime/heapdump.go, mdump): after a collection, the dump
+// has no sweeping to do and none of the garbage made before it to write.
+func (p *Profiler) retainersProfile(gc bool) ([]byte, error) {
+	if gc {
+		runtime.GC()
+	}
+	var buf bytes.Buffer
+	if err := p.WriteRetainers(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // delta takes a profile, waits for the window, takes another from the same

@@ -288,6 +288,11 @@ func TestHandlerBadRequests(t *testing.T) {
 		{"GET", "gc=yes", 400, `"gc"`},
 		{"GET", "gc=-1", 400, `"gc"`},
 		{"GET", "gc=1&seconds=0", 400, `"seconds"`},
+		{"GET", "retainers=x", 400, `"retainers"`},
+		{"GET", "retainers=2", 400, `"retainers"`},
+		{"GET", "retainers=true", 400, `"retainers"`},
+		{"GET", "retainers=1&seconds=5", 400, `"seconds" cannot be given with "retainers"`},
+		{"GET", "seconds=5&gc=1&retainers=1", 400, `"seconds" cannot be given with "retainers"`},
 		{"POST", "", 405, "POST"},
 		{"PUT", "seconds=1", 405, "PUT"},
 	} {
@@ -319,7 +324,7 @@ func TestHandlerNoProfiler(t *testing.T) {
 			t.Errorf("%s: Content-Disposition %q on an error", when, rec.Header().Get("Content-Disposition"))
 		}
 	}
-	for _, query := range []string{"", "?seconds=1"} {
+	for _, query := range []string{"", "?seconds=1", "?retainers=1"} {
 		rec := httptest.NewRecorder()
 		Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/leakhunt"+query, nil))
 		check("before Start "+query, rec, "no heap profiler is running")

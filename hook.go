@@ -231,6 +231,7 @@ func (p *Profiler) track(ctx context.Context, ptr unsafe.Pointer, heap uint32, s
 	buf := stackBufs.Get().(*[maxStackDepth]uintptr)
 	p.table.record(k, size, p.labelsOf(ctx), buf[:runtime.Callers(skipTrack, buf[:p.depth])])
 	stackBufs.Put(buf)
+	p.table.setObject(k, weak.Make((*byte)(ptr)))
 	// Until the record is in, the object must not die: its cleanup could
 	// run first and find nothing to remove, and the record stay for ever.
 	runtime.KeepAlive(ptr)

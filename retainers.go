@@ -38,6 +38,15 @@ var retainersBusy atomic.Bool
 // errRetainersBusy is returned by WriteRetainers while another one runs.
 var errRetainersBusy = errors.New("profiler: a retainers profile is already being taken")
 
+// takeRetainers wraps these around the errors of a profile not taken by
+// design, so that Handler can tell them from failures: a refusal by the
+// pause limit or the memory guard, which a smaller heap may lift, and a
+// system or executable that cannot take one at all.
+var (
+	errRetainersRefused     = errors.New("refused")
+	errRetainersUnsupported = errors.New("not supported")
+)
+
 // Frame names of a retention chain. retainedByPrefix marks the root, the
 // outermost frame of a chain, so that `go tool pprof -peek '\[held by\]'`
 // or -focus finds every root.
@@ -57,6 +66,12 @@ type retainersDump struct {
 	dumpBytes int64
 	helperCPU time.Duration // user and system time of the parsing process
 	helperRSS int64         // its peak resident set, in bytes
+
+	// The tracked objects given to the dump as targets, in the order of
+	// summary.Targets, and what the profile needs to weight and label them.
+	tracked     []trackedObject
+	trackedRate int64
+	heapNames   []string
 }
 
 // retainersSummary is what a profile needs of an analysis: the sampled
@@ -69,9 +84,10 @@ type retainersSummary struct {
 	Stacks      [][]heapdump.Frame
 	Chains      [][]heapdump.Hop
 	Groups      []retainersGroup
-	Unreachable int // sampled objects no root reaches
-	Objects     int // in the dump
-	Edges       int // pointers between them
+	Targets     []retainersTarget // in the order the addresses were given
+	Unreachable int               // sampled objects no root reaches
+	Objects     int               // in the dump
+	Edges       int               // pointers between them
 }
 
 // retainersGroup is the sampled objects of one stack, chain and size.
@@ -81,7 +97,15 @@ type retainersGroup struct {
 	Count        int
 }
 
-// summarize groups the sampled objects of res; targets are left out.
+// retainersTarget is what the dump says of an address the helper was
+// given: the chain that reaches its object, -1 for none, and the object's
+// slot size, 0 if no object of the dump holds the address.
+type retainersTarget struct {
+	Chain int
+	Size  uint64
+}
+
+// summarize groups the sampled objects of res, and lists its targets.
 func summarize(res *heapdump.Result) *retainersSummary {
 	s := &retainersSummary{Objects: res.Objects, Edges: res.Edges}
 	stacks, chains := make(map[string]int), make(map[string]int)
@@ -90,6 +114,11 @@ func summarize(res *heapdump.Result) *retainersSummary {
 	for i := range res.Samples {
 		sm := &res.Samples[i]
 		if sm.Target {
+			t := retainersTarget{Chain: -1, Size: sm.Size}
+			if sm.Chain != nil {
+				t.Chain, key = chainIndex(s, chains, sm.Chain, key)
+			}
+			s.Targets = append(s.Targets, t)
 			continue
 		}
 		if sm.Chain == nil {
@@ -106,16 +135,8 @@ func summarize(res *heapdump.Result) *retainersSummary {
 			stacks[string(key)] = st
 			s.Stacks = append(s.Stacks, sm.Stack)
 		}
-		key = key[:0]
-		for _, h := range sm.Chain {
-			key = fmt.Appendf(key, "%d\x00%s\x00%d\x00%d\x00%t\x00", h.Root, h.Name, h.Size, h.Offset, h.Map)
-		}
-		ch, ok := chains[string(key)]
-		if !ok {
-			ch = len(s.Chains)
-			chains[string(key)] = ch
-			s.Chains = append(s.Chains, sm.Chain)
-		}
+		var ch int
+		ch, key = chainIndex(s, chains, sm.Chain, key)
 		g := retainersGroup{Stack: st, Chain: ch, Size: cmp.Or(sm.BucketSize, sm.Size)}
 		j, ok := groups[g]
 		if !ok {
@@ -128,10 +149,29 @@ func summarize(res *heapdump.Result) *retainersSummary {
 	return s
 }
 
-// WriteRetainers writes to w a gzipped pprof profile of what keeps the Go
-// runtime's sampled heap objects alive (Linux only; elsewhere it returns
-// an error saying so). Each sample is one sampled live object, weighted as
-// in the heap profile (inuse_objects, inuse_space). Its stack is the
+// chainIndex returns the index of chain in s.Chains, adding it if it is
+// new; chains maps each one's key to its index. key is scratch, returned
+// for reuse.
+func chainIndex(s *retainersSummary, chains map[string]int, chain []heapdump.Hop, key []byte) (int, []byte) {
+	key = key[:0]
+	for _, h := range chain {
+		key = fmt.Appendf(key, "%d\x00%s\x00%d\x00%d\x00%t\x00", h.Root, h.Name, h.Size, h.Offset, h.Map)
+	}
+	ch, ok := chains[string(key)]
+	if !ok {
+		ch = len(s.Chains)
+		chains[string(key)] = ch
+		s.Chains = append(s.Chains, chain)
+	}
+	return ch, key
+}
+
+// WriteRetainers writes to w a gzipped pprof profile of what keeps the
+// sampled live Go objects alive: the Go runtime's sampled heap objects,
+// and the sampled objects reported with Track (Linux only; elsewhere it
+// returns an error saying so). Each sample is one sampled live object,
+// weighted as in the heap profile (inuse_objects, inuse_space) and
+// labeled with its heap as there ("go" for the runtime's). Its stack is the
 // object's allocation stack, leaf first, continued by the references that
 // hold it, one frame per object on the way ("[48 B object] +16": the
 // pointer at offset 16 of a 48-byte object; "[704 B main.Session] +8" when
@@ -160,9 +200,9 @@ func summarize(res *heapdump.Result) *retainersSummary {
 // earlier GC as the heap profile does. Objects that no root reaches,
 // garbage not yet collected, are left out
 // and counted in the profile's comments, as are objects held only by roots
-// the dump lacks (runtime.AddCleanup, weak pointers, cgo). Objects
-// reported with Track are not included: the live table keeps their
-// sample ids, not their addresses (hook.go says why).
+// the dump lacks (runtime.AddCleanup, weak pointers, cgo). A tracked
+// package-level variable, which is no heap object, is left out and
+// counted too.
 //
 // WriteRetainers is safe for concurrent use, but only one runs at a time
 // in a process: a call while another runs returns an error at once. It
@@ -185,10 +225,19 @@ func (p *Profiler) writeRetainers(w io.Writer, limit time.Duration) error {
 		return errRetainersBusy
 	}
 	defer retainersBusy.Store(false)
-	d, err := takeRetainers(limit)
+	tracked := p.table.trackedObjects()
+	targets := make([]uint64, len(tracked))
+	for i, o := range tracked {
+		targets[i] = uint64(o.addr)
+	}
+	d, err := takeRetainers(limit, targets)
 	if err != nil {
 		return fmt.Errorf("profiler: retainers profile: %w", err)
 	}
+	if len(d.summary.Targets) != len(tracked) {
+		return fmt.Errorf("profiler: retainers profile: the helper answered for %d tracked objects of %d", len(d.summary.Targets), len(tracked))
+	}
+	d.tracked, d.trackedRate, d.heapNames = tracked, p.table.rate, appendHeapNames(nil)
 	var buf bytes.Buffer
 	if err := d.profile(time.Now()).Write(&buf); err != nil {
 		return fmt.Errorf("profiler: retainers profile: encoding: %w", err)
@@ -274,26 +323,76 @@ func checkDumpMemory(m memoryReading, heap uint64) error {
 func (d *retainersDump) profile(now time.Time) *profile.Profile {
 	b := newRetainersBuilder()
 	rate := int64(max(d.rate, 1))
-	chained := 0
+	var c retainersCounts
 	for _, g := range d.summary.Groups {
-		chained += g.Count
+		c.chained += g.Count
 		// Each sampled object stands for 1/p objects of its size, p the
 		// chance that the runtime sampled one (sampler.go, probability).
 		// The weights are summed as floats and rounded once per sample,
 		// so that many small objects do not round away.
 		p := probability(float64(g.Size), rate)
 		n := float64(g.Count)
-		b.add(d.summary.Stacks[g.Stack], d.summary.Chains[g.Chain], int64(g.Size), n/p, n*float64(g.Size)/p)
+		b.add(allocationFrames(d.summary.Stacks[g.Stack]), d.summary.Chains[g.Chain], goHeapName, int64(g.Size), n/p, n*float64(g.Size)/p)
+	}
+	c.unreachable = d.summary.Unreachable
+	var frames []heapdump.Frame
+	for i, o := range d.tracked {
+		t := d.summary.Targets[i]
+		switch {
+		case !o.stillAt():
+			// Unreachable since it was listed: its address may hold
+			// another object by the time of the dump.
+			c.trackedDied++
+			continue
+		case t.Size == 0:
+			c.trackedOutside++
+			continue
+		case t.Chain < 0:
+			c.trackedUnreachable++
+			continue
+		}
+		c.tracked++
+		// As the heap profile weights a tracked sample (scale).
+		p := probability(float64(o.size), d.trackedRate)
+		frames = trackedFrames(frames[:0], o.stk.pcs)
+		b.add(frames, d.summary.Chains[t.Chain], d.heapNames[o.heap], o.size, 1/p, float64(o.size)/p)
 	}
 	prof := b.build()
 	prof.Period = rate
 	prof.TimeNanos = now.UnixNano()
-	prof.Comments = d.comments(chained, d.summary.Unreachable)
+	prof.Comments = d.comments(c)
 	return prof
 }
 
+// retainersCounts are the sampled objects of a retainers profile, by what
+// became of them.
+type retainersCounts struct {
+	chained, unreachable int // of the Go runtime's samples
+
+	tracked            int // chained to a root
+	trackedUnreachable int // reached by no root the dump lists
+	trackedOutside     int // in no object of the dump: a package-level variable
+	trackedDied        int // found unreachable by the collector during the dump
+}
+
+// trackedFrames appends to frames the allocation stack of a tracked
+// object, pcs as the hook recorded them, one frame per function (inlined
+// ones included), without runtime.goexit, as the heap profile shows it.
+func trackedFrames(frames []heapdump.Frame, pcs []uintptr) []heapdump.Frame {
+	for _, pc := range pcs {
+		sym := processSymbols.lookup(pc)
+		if sym.goexit {
+			continue
+		}
+		for _, f := range sym.frames {
+			frames = append(frames, heapdump.Frame{Func: f.function, File: f.file, Line: int(f.line)})
+		}
+	}
+	return frames
+}
+
 // comments describes the dump, its costs and what was left out.
-func (d *retainersDump) comments(chained, unreachable int) []string {
+func (d *retainersDump) comments(c retainersCounts) []string {
 	return []string{
 		"leakhunt retainers profile: each stack is a sampled Go object's allocation stack, then the references that keep it alive, the root outermost",
 		fmt.Sprintf("pause: the world was stopped %v for the heap dump (estimated %v from %d MiB of heap); runtime.MemProfileRate %d",
@@ -302,8 +401,9 @@ func (d *retainersDump) comments(chained, unreachable int) []string {
 			d.dumpBytes, d.helperCPU.Round(time.Millisecond), d.helperRSS>>20),
 		fmt.Sprintf("graph: %d objects, %d pointers between them", d.summary.Objects, d.summary.Edges),
 		fmt.Sprintf("sampled objects: %d chained to a root; %d unreachable (garbage not yet collected, or held only by roots the dump lacks), left out",
-			chained, unreachable),
-		"not included: objects reported with Track, whose addresses the profiler does not keep",
+			c.chained, c.unreachable),
+		fmt.Sprintf("tracked objects: %d chained to a root; left out: %d unreachable, %d outside the heap (package-level variables), %d collected during the dump",
+			c.tracked, c.trackedUnreachable, c.trackedOutside, c.trackedDied),
 	}
 }
 
@@ -323,6 +423,7 @@ type retainersBuilder struct {
 // stack and size.
 type retainersSample struct {
 	locs           []*profile.Location
+	heap           string
 	size           int64
 	objects, bytes float64
 }
@@ -343,10 +444,11 @@ func newRetainersBuilder() *retainersBuilder {
 	}
 }
 
-// add adds the weights of sampled objects of one stack, chain and size.
-func (b *retainersBuilder) add(stack []heapdump.Frame, chain []heapdump.Hop, size int64, objects, bytes float64) {
+// add adds the weights of sampled objects of one allocation stack, chain,
+// heap and size.
+func (b *retainersBuilder) add(stack []heapdump.Frame, chain []heapdump.Hop, heap string, size int64, objects, bytes float64) {
 	b.stack = b.stack[:0]
-	for _, f := range allocationFrames(stack) {
+	for _, f := range stack {
 		b.stack = append(b.stack, b.location(f))
 	}
 	for _, name := range chainFrames(chain) {
@@ -358,9 +460,11 @@ func (b *retainersBuilder) add(stack []heapdump.Frame, chain []heapdump.Hop, siz
 		b.ids = append(b.ids, ' ')
 	}
 	b.ids = strconv.AppendInt(b.ids, size, 10)
+	b.ids = append(b.ids, ' ')
+	b.ids = append(b.ids, heap...)
 	rs := b.samples[string(b.ids)]
 	if rs == nil {
-		rs = &retainersSample{locs: slices.Clone(b.stack), size: size}
+		rs = &retainersSample{locs: slices.Clone(b.stack), heap: heap, size: size}
 		b.samples[string(b.ids)] = rs
 	}
 	rs.objects += objects
@@ -402,13 +506,14 @@ func (b *retainersBuilder) build() *profile.Profile {
 	}
 	slices.SortFunc(keys, func(x, y string) int {
 		sx, sy := b.samples[x], b.samples[y]
-		return cmp.Or(compareLocations(sx.locs, sy.locs), cmp.Compare(sx.size, sy.size))
+		return cmp.Or(compareLocations(sx.locs, sy.locs), cmp.Compare(sx.size, sy.size), strings.Compare(sx.heap, sy.heap))
 	})
 	for _, k := range keys {
 		rs := b.samples[k]
 		b.prof.Sample = append(b.prof.Sample, &profile.Sample{
 			Location: rs.locs,
 			Value:    []int64{saturate(rs.objects), saturate(rs.bytes)},
+			Label:    map[string][]string{"heap": {rs.heap}},
 			NumLabel: map[string][]int64{"bytes": {rs.size}},
 			NumUnit:  map[string][]string{"bytes": {"bytes"}},
 		})

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,30 +89,33 @@ func init() {
 
 // takeRetainers dumps the heap into a memfd after checking that the dump
 // can be read, will not pause the program over limit and will not bring
-// it near its cgroup's memory limit, has the helper parse it, and returns
+// it near its cgroup's memory limit, has the helper parse it and find the
+// chains of the sampled objects and of the objects at targets, and returns
 // the helper's findings.
-func takeRetainers(limit time.Duration) (*retainersDump, error) {
+func takeRetainers(limit time.Duration, targets []uint64) (*retainersDump, error) {
 	if v := runtime.Version(); !strings.HasPrefix(v, testedGoVersion) {
-		return nil, fmt.Errorf("the heap dump of %s is not known to this version of the profiler (tested with %sx)", v, testedGoVersion)
+		return nil, fmt.Errorf("%w: the heap dump of %s is not known to this version of the profiler (tested with %sx)", errRetainersUnsupported, v, testedGoVersion)
 	}
 	nr, ok := memfdCreate[runtime.GOARCH]
 	if !ok {
-		return nil, fmt.Errorf("not supported on linux/%s", runtime.GOARCH)
+		return nil, fmt.Errorf("%w on linux/%s", errRetainersUnsupported, runtime.GOARCH)
 	}
 	heap, objects := heapFigures()
 	d := &retainersDump{heapBytes: heap, estimate: estimatePause(heap, !dumpedBefore.Load())}
 	if err := checkPause(d.estimate, heap, limit); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errRetainersRefused, err)
 	}
 	mem := newMemoryReader()
 	err := checkDumpMemory(mem.read(), heap)
 	mem.close()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errRetainersRefused, err)
 	}
+	// Every error here means that this executable cannot name its
+	// globals, however often it is asked.
 	bias, err := parentLoadBias()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errRetainersUnsupported, err)
 	}
 
 	f, err := newMemfd(nr, "leakhunt-heapdump")
@@ -142,7 +146,7 @@ func takeRetainers(limit time.Duration) (*retainersDump, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("heap dump: %w", err)
 	}
-	if err := d.analyze(f, bias, objects); err != nil {
+	if err := d.analyze(f, bias, objects, targets); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -163,10 +167,11 @@ func newMemfd(nr uintptr, name string) (*os.File, error) {
 }
 
 // analyze runs the helper on the dump in f and reads its result into d.
-// The helper's memory is bounded softly with GOMEMLIMIT, at twice the
+// The targets go to the helper through a pipe, file descriptor 4, as
+// little-endian 64-bit words. The helper's memory is bounded softly with GOMEMLIMIT, at twice the
 // dump (it needs about 1.2 times as much), and its objects with
 // MaxObjects, from the heap's object count; its time by a timeout.
-func (d *retainersDump) analyze(f *os.File, bias uint64, objects uint64) error {
+func (d *retainersDump) analyze(f *os.File, bias uint64, objects uint64, targets []uint64) error {
 	timeout := 30*time.Second + time.Duration(d.dumpBytes>>20)*30*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -175,6 +180,11 @@ func (d *retainersDump) analyze(f *os.File, bias uint64, objects uint64) error {
 		return fmt.Errorf("helper: %w", err)
 	}
 	defer r.Close()
+	tr, tw, err := os.Pipe()
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("helper: %w", err)
+	}
 
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Args = []string{os.Args[0]}
@@ -187,15 +197,35 @@ func (d *retainersDump) analyze(f *os.File, bias uint64, objects uint64) error {
 		// words could be words read from the dump.
 		"GOTRACEBACK=none")
 	cmd.Stdin = f
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{w, tr}
 	var stderr boundedBuffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = time.Second
 	err = cmd.Start()
 	w.Close()
+	tr.Close()
 	if err != nil {
+		tw.Close()
 		return fmt.Errorf("starting helper: %w", err)
 	}
+	// Written while the helper runs: more than a pipe's buffer of targets
+	// would block until it reads them. A helper that exits first makes the
+	// write fail, and the closing unblock it.
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		bw := bufio.NewWriter(tw)
+		var word [8]byte
+		for _, a := range targets {
+			binary.LittleEndian.PutUint64(word[:], a)
+			if _, err := bw.Write(word[:]); err != nil {
+				break
+			}
+		}
+		bw.Flush()
+		tw.Close()
+	}()
+	defer func() { <-sent }()
 	var sum retainersSummary
 	var peakRSS int64
 	dec := json.NewDecoder(bufio.NewReader(r))
@@ -265,6 +295,10 @@ func runRetainersHelper() int {
 		fmt.Fprintf(os.Stderr, "leakhunt retainers helper: %v\n", err)
 		return 2
 	}
+	targets, err := readTargets(os.NewFile(4, "targets"))
+	if err != nil {
+		return fail(err)
+	}
 	parentBias, err := strconv.ParseUint(os.Getenv(retainersBiasEnv), 10, 64)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", retainersBiasEnv, err))
@@ -282,7 +316,7 @@ func runRetainersHelper() int {
 		TypeName:   func(addr uint64) (string, bool) { return syms.typeName(addr - parentBias) },
 		MaxObjects: maxObjects,
 	}
-	res, err := heapdump.Analyze(bufio.NewReaderSize(os.Stdin, 1<<20), nil, opts)
+	res, err := heapdump.Analyze(bufio.NewReaderSize(os.Stdin, 1<<20), targets, opts)
 	if err != nil {
 		return fail(err)
 	}
@@ -298,6 +332,24 @@ func runRetainersHelper() int {
 		return fail(err)
 	}
 	return 0
+}
+
+// readTargets reads the addresses the program asks about, little-endian
+// 64-bit words, until r ends.
+func readTargets(r io.ReadCloser) ([]uint64, error) {
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading the targets: %w", err)
+	}
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("reading the targets: %d bytes, not a whole number of addresses", len(b))
+	}
+	targets := make([]uint64, 0, len(b)/8)
+	for ; len(b) > 0; b = b[8:] {
+		targets = append(targets, binary.LittleEndian.Uint64(b))
+	}
+	return targets, nil
 }
 
 // peakResidentSet returns this process's peak resident set in bytes, as

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -117,6 +118,7 @@ func testRetainersShapes(t *testing.T, buildFlags ...string) {
 			t.Errorf("%s: chain %q, want %q", c.shape, chains[c.leaf], c.chain)
 		}
 	}
+	checkTrackedRetainers(t, prof, held["sessions"])
 	for s := range bytesAt {
 		if s.leaf == "main.cycleNode" {
 			t.Errorf("the garbage cycle shows as held by %q", s.root)
@@ -147,6 +149,44 @@ func testRetainersShapes(t *testing.T, buildFlags ...string) {
 	// directory, the profile included, nor in anything the program or its
 	// helper printed.
 	checkNoMarker(t, marker, dir, map[string][]byte{"stdout": stdout, "stderr": stderr})
+}
+
+// checkTrackedRetainers checks the sessions the child reported with
+// TrackIn: in their heap, at their tracked size (the sampling rate is 1, so
+// each weighs 1), allocated by main.newSession and held by the global map;
+// the tracked global is counted as outside the heap and the collected one
+// not at all.
+func checkTrackedRetainers(t *testing.T, prof *profile.Profile, want int64) {
+	t.Helper()
+	var got int64
+	for _, s := range prof.Sample {
+		heap := s.Label["heap"]
+		if len(heap) != 1 {
+			t.Errorf("sample with heap labels %q, want one", heap)
+			continue
+		}
+		if heap[0] != "sessions" {
+			if heap[0] != "go" {
+				t.Errorf("sample in heap %q, want go or sessions", heap[0])
+			}
+			continue
+		}
+		var frames []string
+		for _, l := range s.Location {
+			frames = append(frames, l.Line[0].Function.Name)
+		}
+		if want := []string{"main.newSession", "main.main", "runtime.main", "[map] map[string]*main.session", "[held by] main.sessions"}; !slices.Equal(frames, want) {
+			t.Errorf("tracked session's stack %q, want %q", frames, want)
+		}
+		got += s.Value[1]
+	}
+	if got != want {
+		t.Errorf("tracked sessions: %d bytes held by main.sessions, want %d", got, want)
+	}
+	const counts = "tracked objects: 64 chained to a root; left out: 0 unreachable, 1 outside the heap (package-level variables), 0 collected during the dump"
+	if !slices.Contains(prof.Comments, counts) {
+		t.Errorf("comments lack %q", counts)
+	}
 }
 
 // A binary without a symbol table is refused, with an error that says so.

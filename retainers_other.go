@@ -10,6 +10,6 @@ import (
 
 // takeRetainers is not available here: the dump is kept in memory with
 // memfd_create and parsed by re-running /proc/self/exe, both Linux's.
-func takeRetainers(time.Duration) (*retainersDump, error) {
-	return nil, fmt.Errorf("not supported on %s: retainers profiles need Linux", runtime.GOOS)
+func takeRetainers(time.Duration, []uint64) (*retainersDump, error) {
+	return nil, fmt.Errorf("%w on %s: retainers profiles need Linux", errRetainersUnsupported, runtime.GOOS)
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 )
 
 // The tracker keeps what the profiles report: for every sampled allocation
@@ -253,7 +254,8 @@ type liveRecord struct {
 type liveShard struct {
 	mu   sync.Mutex
 	live map[liveKey]liveRecord
-	_    [64]byte // keep neighbouring shards' locks off one cache line
+	objs map[liveKey]weak.Pointer[byte] // the tracked objects among live (trackedobjs.go)
+	_    [64]byte                       // keep neighbouring shards' locks off one cache line
 }
 
 // liveTable is the sharded table of sampled allocations not yet freed. It is
@@ -292,6 +294,7 @@ func newLiveTable(start time.Time, rate, depth, maxLive, maxStacks int) *liveTab
 	t.groups.rate = int64(rate)
 	for i := range t.shards {
 		t.shards[i].live = make(map[liveKey]liveRecord)
+		t.shards[i].objs = make(map[liveKey]weak.Pointer[byte])
 	}
 	return t
 }
@@ -377,6 +380,9 @@ func (t *liveTable) remove(k liveKey) {
 	r, ok := s.live[k]
 	if ok {
 		delete(s.live, k)
+		if k.heap&trackedBit != 0 {
+			delete(s.objs, k)
+		}
 		t.filter.remove(h)
 	}
 	s.mu.Unlock()

@@ -12,9 +12,16 @@
 //	iface:    a buffer held through an interface value in a global
 //	server:   a buffer held by a struct that a global struct's field points to
 //	cycle:    two objects pointing to each other and to nothing else: garbage
+//	sessions: a global map of objects reported with profiler.TrackIn, in a
+//	          heap of their own, each standing for more than its type's size
+//
+// Two more tracked objects are left out of the profile: a package-level
+// variable, counted as outside the heap, and an object dropped and
+// collected before the profile, not counted at all.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -33,6 +40,8 @@ const (
 	workerSize      = 8192
 	ifaceSize       = 4096
 	serverSize      = 16384
+	sessionEntries  = 64
+	sessionSize     = 10000 // the footprint each session is tracked with
 )
 
 type entry struct {
@@ -47,6 +56,11 @@ type cache struct {
 	data []byte
 }
 
+type session struct {
+	id    int
+	state [48]byte
+}
+
 type node struct {
 	next *node
 	pad  [56]byte
@@ -59,6 +73,8 @@ var (
 		name  string
 		cache *cache
 	}
+	sessions map[string]*session
+	single   session
 )
 
 func main() {
@@ -68,6 +84,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: RETAINCHILD_MARKER=x retainchild out.pb.gz")
 		os.Exit(2)
 	}
+
+	// Started first, so that the objects reported with Track are recorded.
+	p, err := profiler.Start(profiler.WithSamplingRate(1), profiler.WithoutFiles(), profiler.WithMemoryPoll(0), profiler.WithLeakWarnings(false))
+	if err != nil {
+		fail(err)
+	}
+	heap := profiler.NewHeap("sessions")
+	sessions = make(map[string]*session)
+	for i := range sessionEntries {
+		sessions["s"+strconv.Itoa(i)] = newSession(heap, i)
+	}
+	newSession(heap, -1) // dropped: collected by the GC below
+	profiler.Track(&single)
 
 	registry = make(map[string]*entry)
 	for i := range registryEntries {
@@ -86,10 +115,6 @@ func main() {
 	debug.SetGCPercent(-1)
 	makeCycle()
 
-	p, err := profiler.Start(profiler.WithSamplingRate(1), profiler.WithoutFiles(), profiler.WithMemoryPoll(0), profiler.WithLeakWarnings(false))
-	if err != nil {
-		fail(err)
-	}
 	f, err := os.Create(os.Args[1])
 	if err != nil {
 		fail(err)
@@ -108,6 +133,7 @@ func main() {
 		"worker":   workerSize,
 		"iface":    ifaceSize,
 		"server":   serverSize,
+		"sessions": sessionEntries * sessionSize,
 	})
 	// Held until here, as a program holds them while it runs.
 	runtime.KeepAlive(parked)
@@ -129,6 +155,16 @@ func worker(parked chan int, started chan struct{}, marker string) {
 	close(started)
 	<-parked
 	runtime.KeepAlive(buf)
+}
+
+// newSession returns a session reported to heap with a footprint of
+// sessionSize bytes.
+//
+//go:noinline
+func newSession(heap *profiler.Heap, id int) *session {
+	s := &session{id: id}
+	profiler.TrackIn(context.Background(), heap, s, sessionSize)
+	return s
 }
 
 // makeCycle makes two nodes that point to each other and drops them.
