@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,67 +104,6 @@ type retainersTarget struct {
 	Size  uint64
 }
 
-// summarize groups the sampled objects of res, and lists its targets.
-func summarize(res *heapdump.Result) *retainersSummary {
-	s := &retainersSummary{Objects: res.Objects, Edges: res.Edges}
-	stacks, chains := make(map[string]int), make(map[string]int)
-	groups := make(map[retainersGroup]int) // with Count 0 -> index
-	var key []byte
-	for i := range res.Samples {
-		sm := &res.Samples[i]
-		if sm.Target {
-			t := retainersTarget{Chain: -1, Size: sm.Size}
-			if sm.Chain != nil {
-				t.Chain, key = chainIndex(s, chains, sm.Chain, key)
-			}
-			s.Targets = append(s.Targets, t)
-			continue
-		}
-		if sm.Chain == nil {
-			s.Unreachable++
-			continue
-		}
-		key = key[:0]
-		for _, f := range sm.Stack {
-			key = fmt.Appendf(key, "%s\x00%s\x00%d\x00", f.Func, f.File, f.Line)
-		}
-		st, ok := stacks[string(key)]
-		if !ok {
-			st = len(s.Stacks)
-			stacks[string(key)] = st
-			s.Stacks = append(s.Stacks, sm.Stack)
-		}
-		var ch int
-		ch, key = chainIndex(s, chains, sm.Chain, key)
-		g := retainersGroup{Stack: st, Chain: ch, Size: cmp.Or(sm.BucketSize, sm.Size)}
-		j, ok := groups[g]
-		if !ok {
-			j = len(s.Groups)
-			groups[g] = j
-			s.Groups = append(s.Groups, g)
-		}
-		s.Groups[j].Count++
-	}
-	return s
-}
-
-// chainIndex returns the index of chain in s.Chains, adding it if it is
-// new; chains maps each one's key to its index. key is scratch, returned
-// for reuse.
-func chainIndex(s *retainersSummary, chains map[string]int, chain []heapdump.Hop, key []byte) (int, []byte) {
-	key = key[:0]
-	for _, h := range chain {
-		key = fmt.Appendf(key, "%d\x00%s\x00%d\x00%d\x00%t\x00", h.Root, h.Name, h.Size, h.Offset, h.Map)
-	}
-	ch, ok := chains[string(key)]
-	if !ok {
-		ch = len(s.Chains)
-		chains[string(key)] = ch
-		s.Chains = append(s.Chains, chain)
-	}
-	return ch, key
-}
-
 // WriteRetainers writes to w a gzipped pprof profile of what keeps the
 // sampled live Go objects alive: the Go runtime's sampled heap objects,
 // and the sampled objects reported with Track (Linux only; elsewhere it
@@ -244,79 +182,6 @@ func (p *Profiler) writeRetainers(w io.Writer, limit time.Duration) error {
 	}
 	_, err = w.Write(buf.Bytes())
 	return err
-}
-
-// Pause estimate: a fixed cost on the first dump in a process, which walks
-// the whole arena index (runtime/heapdump.go, dumpparams) and faults in
-// its pages, and then a cost per byte of heap, both measured on Go 1.26
-// and rounded up (see the package's benchmarks for the figures).
-const (
-	firstDumpCost  = 150 * time.Millisecond
-	laterDumpCost  = 10 * time.Millisecond
-	dumpCostPerMiB = 3 * time.Millisecond
-)
-
-// dumpedBefore records that this process has written a heap dump, after
-// which the fixed cost is small.
-var dumpedBefore atomic.Bool
-
-// heapFigures returns the bytes and the count of the heap's objects, live
-// or not yet swept, which is what a dump writes. runtime/metrics reads
-// them without stopping the world, which runtime.ReadMemStats would.
-func heapFigures() (bytes, objects uint64) {
-	s := []metrics.Sample{
-		{Name: "/memory/classes/heap/objects:bytes"},
-		{Name: "/gc/heap/objects:objects"},
-	}
-	metrics.Read(s)
-	if s[0].Value.Kind() == metrics.KindUint64 {
-		bytes = s[0].Value.Uint64()
-	}
-	if s[1].Value.Kind() == metrics.KindUint64 {
-		objects = s[1].Value.Uint64()
-	}
-	return bytes, objects
-}
-
-// estimatePause is the world-stopping pause a dump of heap bytes is
-// expected to take.
-func estimatePause(heap uint64, first bool) time.Duration {
-	fixed := laterDumpCost
-	if first {
-		fixed = firstDumpCost
-	}
-	return fixed + time.Duration(float64(dumpCostPerMiB)*float64(heap)/(1<<20))
-}
-
-// checkPause refuses a dump whose estimated pause is over limit.
-func checkPause(estimate time.Duration, heap uint64, limit time.Duration) error {
-	if estimate <= limit {
-		return nil
-	}
-	return fmt.Errorf("a heap dump would stop the program for about %v (%d MiB of heap), over the limit of %v; WithMaxRetainersPause raises it",
-		estimate.Round(time.Millisecond), heap>>20, limit)
-}
-
-// The dump is about as large as the heap (1.1 to 1.25 times, with its
-// records' framing) and sits in memory until it is parsed, next to the
-// parsing process's own, smaller, memory: dumpMemoryFactor times the heap
-// covers both.
-const dumpMemoryFactor = 1.5
-
-// checkDumpMemory refuses a dump that would bring the cgroup, which is
-// charged for the in-memory dump, within a tenth of its memory limit: the
-// program must not be killed for a profile. GOMEMLIMIT does not count the
-// dump, which is no Go memory.
-func checkDumpMemory(m memoryReading, heap uint64) error {
-	if m.cgroupLimit == 0 {
-		return nil
-	}
-	need := uint64(dumpMemoryFactor * float64(heap))
-	if m.cgroupUsage+need <= m.cgroupLimit/10*9 {
-		return nil
-	}
-	return fmt.Errorf("a heap dump needs about %d MiB of memory until it is parsed, which would bring the cgroup's %d MiB in use past 90%% of its %d MiB limit",
-		need>>20, m.cgroupUsage>>20, m.cgroupLimit>>20)
 }
 
 // profile builds the pprof profile of d, taken at now.

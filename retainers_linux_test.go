@@ -189,6 +189,28 @@ func checkTrackedRetainers(t *testing.T, prof *profile.Profile, want int64) {
 	}
 }
 
+// A dump that would bring the cgroup near its memory limit is refused;
+// with no cgroup limit, or room under it, it is not.
+func TestRetainersMemoryGuard(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		usage, limit, heap uint64
+		refused            bool
+	}{
+		{usage: 900 * mib, limit: 0, heap: 800 * mib},
+		{usage: 300 * mib, limit: 1024 * mib, heap: 200 * mib},
+		{usage: 700 * mib, limit: 1024 * mib, heap: 200 * mib, refused: true}, // 700+300 > 921
+	} {
+		err := checkDumpMemory(memoryReading{cgroupUsage: c.usage, cgroupLimit: c.limit}, c.heap)
+		if (err != nil) != c.refused {
+			t.Errorf("usage %d MiB, limit %d MiB, heap %d MiB: %v, want refused %t", c.usage/mib, c.limit/mib, c.heap/mib, err, c.refused)
+		}
+		if err != nil && !strings.Contains(err.Error(), "90% of its 1024 MiB limit") {
+			t.Errorf("error %q does not give the limit", err)
+		}
+	}
+}
+
 // A binary without a symbol table is refused, with an error that says so.
 func TestRetainersStrippedBinary(t *testing.T) {
 	dir := t.TempDir()
