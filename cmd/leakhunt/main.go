@@ -1,7 +1,7 @@
 // Command leakhunt reads the heap profiles that github.com/leakhunt/profiler
 // writes and points at leaks.
 //
-//	leakhunt rank [-json] [-n N] [-old AGE] [-max-profile-size SIZE] DIR|FILE...
+//	leakhunt rank [-json] [-n N] [-old AGE] [-retainers FILE] [-max-profile-size SIZE] DIR|FILE...
 //	leakhunt diff [-json] [-n N] [-o FILE] [-max-profile-size SIZE] OLD NEW
 //
 // rank reads a time series of profiles (a directory stands for its
@@ -14,6 +14,19 @@
 // command that opens the same view, and can write the difference as a
 // profile of its own.
 //
+// rank -retainers FILE also shows what keeps each site's objects alive,
+// from a retainers profile (the profiler's WriteRetainers): the roots that
+// hold the most of the site's bytes in it, a global or a goroutine's
+// frame, with their shares, and in -json the chain of references from
+// each root. It covers the Go heap and objects reported with Track; a
+// site of another heap, or whose objects were not sampled, shows nothing.
+// The retainers profile is matched through the latest heap profile of the
+// series, and is best taken by the same run, while it writes them. It is
+// never picked from a directory by itself (a note names one found there),
+// and never taken for a heap snapshot: in a directory, files named
+// retainers-*.pb.gz are skipped; named as a profile to rank, or found
+// under another name, it is an error.
+//
 // Profiles are read from regular files only, or links to them: opening a
 // named pipe waits for a writer that may never come. A named pipe, device
 // or socket named on the command line is an error; one in a directory is
@@ -24,8 +37,10 @@
 // it is the change between two snapshots, not one.
 //
 // Exit status: 0 on success, 1 when the input is bad (no profiles, a file
-// that is not a heap profile or is too large, a delta profile, profiles of
-// different programs, a single snapshot), 2 on a usage error.
+// that is not a heap profile or is too large, a delta or retainers profile
+// where a snapshot is needed, a -retainers FILE that is no retainers
+// profile, profiles of different programs, a single snapshot), 2 on a
+// usage error.
 package main
 
 import (
@@ -49,10 +64,12 @@ const (
 )
 
 const usage = `usage:
-  leakhunt rank [-json] [-n N] [-old AGE] [-max-profile-size SIZE] DIR|FILE...
+  leakhunt rank [-json] [-n N] [-old AGE] [-retainers FILE] [-max-profile-size SIZE] DIR|FILE...
       rank allocation sites by how steadily their in-use memory grows
       over a series of profiles (DIR: its heap-*.pb.gz files, or if it
-      has none its *.pb.gz files; only regular files, others are skipped)
+      has none its *.pb.gz files but retainers-*.pb.gz; only regular
+      files, others are skipped); with -retainers, also what holds each
+      site's objects, by a retainers profile
   leakhunt diff [-json] [-n N] [-o FILE] [-max-profile-size SIZE] OLD NEW
       show what grew between two profiles, and how to see it in pprof
 
@@ -121,8 +138,12 @@ func usageError(stderr io.Writer, synopsis, format string, args ...any) int {
 
 // inputError reports bad input.
 func inputError(stderr io.Writer, err error) int {
-	if errors.Is(err, leakrank.ErrTooLarge) {
+	switch {
+	case errors.Is(err, leakrank.ErrTooLarge):
 		fmt.Fprintf(stderr, "leakhunt: %v (-max-profile-size raises the limit)\n", err)
+		return exitBadInput
+	case errors.Is(err, leakrank.ErrRetainersProfile):
+		fmt.Fprintf(stderr, "leakhunt: %v (rank -retainers FILE reads it)\n", err)
 		return exitBadInput
 	}
 	fmt.Fprintf(stderr, "leakhunt: %v\n", err)

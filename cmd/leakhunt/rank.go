@@ -12,7 +12,7 @@ import (
 	"github.com/leakhunt/profiler/internal/leakrank"
 )
 
-const rankSynopsis = "leakhunt rank [-json] [-n N] [-old AGE] [-max-profile-size SIZE] DIR|FILE..."
+const rankSynopsis = "leakhunt rank [-json] [-n N] [-old AGE] [-retainers FILE] [-max-profile-size SIZE] DIR|FILE..."
 
 // timeLayout shows milliseconds: profiles written by Flush in a test are
 // that close together.
@@ -24,6 +24,8 @@ func runRank(args []string, stdout, stderr io.Writer) int {
 	top := fs.Int("n", 10, "show the top `N` sites, 0 for all")
 	old := fs.Duration("old", leakrank.DefaultOldAge,
 		"objects at least `AGE` old count as old (ages are recorded in steps: ..., 30m, 1h, 2h, 3h, 6h, 12h, 24h, ...)")
+	retainers := fs.String("retainers", "",
+		"show what holds each site's objects, from the retainers profile in `FILE` (as WriteRetainers writes it)")
 	maxSize := maxProfileSizeFlag(fs)
 	if status, ok := parseFlags(fs, args, rankSynopsis, stderr); !ok {
 		return status
@@ -39,7 +41,16 @@ func runRank(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, rankSynopsis, "rank: -max-profile-size %v: must be positive", maxSize)
 	}
 
-	snaps, err := leakrank.Load(fs.Args(), leakrank.ReadOptions{MaxSize: int64(*maxSize)})
+	opts := leakrank.ReadOptions{MaxSize: int64(*maxSize)}
+	var ret *leakrank.Retainers
+	if *retainers != "" {
+		// First, so that a wrong file fails before the series is read.
+		var err error
+		if ret, err = leakrank.ReadRetainers(*retainers, opts); err != nil {
+			return inputError(stderr, fmt.Errorf("-retainers: %w", err))
+		}
+	}
+	snaps, err := leakrank.Load(fs.Args(), opts)
 	if err != nil {
 		return inputError(stderr, err)
 	}
@@ -53,14 +64,22 @@ func runRank(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return inputError(stderr, err)
 	}
+	var held *heldBy
+	if ret != nil {
+		if held, err = matchHeldBy(ret, r.Last, opts, stderr); err != nil {
+			return inputError(stderr, err)
+		}
+	} else {
+		noteRetainersFiles(stderr, fs.Args())
+	}
 	sites := r.Sites
 	if *top > 0 && len(sites) > *top {
 		sites = sites[:*top]
 	}
 	if *asJSON {
-		return writeJSON(stdout, stderr, rankJSON(r, sites))
+		return writeJSON(stdout, stderr, rankJSON(r, sites, held))
 	}
-	printRanking(stdout, r, sites, *old)
+	printRanking(stdout, r, sites, *old, held)
 	return exitOK
 }
 
@@ -82,9 +101,16 @@ type siteJSON struct {
 	OldShare      *float64 `json:"old_share"`    // null: no age labels
 	Score         float64  `json:"score"`
 	History       []int64  `json:"inuse_history"` // oldest first
+	// With -retainers, for a site of a heap the retainers profile covers
+	// (see leakrank.Holders.Of): HeldBytes, the bytes of its objects in
+	// it, and HeldBy, the heldByShown roots that hold the most of them,
+	// most first, [] if none of them is in it. Both absent otherwise.
+	HeldBytes *int64     `json:"held_bytes,omitempty"`
+	HeldBy    []rootJSON `json:"held_by,omitzero"`
 }
 
-func rankJSON(r *leakrank.Ranking, sites []leakrank.SiteRank) []siteJSON {
+// rankJSON returns the JSON of sites; held is nil without -retainers.
+func rankJSON(r *leakrank.Ranking, sites []leakrank.SiteRank, held *heldBy) []siteJSON {
 	out := make([]siteJSON, len(sites))
 	for i, s := range sites {
 		out[i] = siteJSON{
@@ -110,6 +136,7 @@ func rankJSON(r *leakrank.Ranking, sites []leakrank.SiteRank) []siteJSON {
 		if s.HasAge {
 			out[i].OldShare = &s.OldShare
 		}
+		held.setHeldBy(&out[i], s)
 	}
 	return out
 }
@@ -130,7 +157,8 @@ func writeJSON(stdout, stderr io.Writer, v any) int {
 	return exitOK
 }
 
-func printRanking(w io.Writer, r *leakrank.Ranking, sites []leakrank.SiteRank, old time.Duration) {
+// printRanking writes the table of sites; held is nil without -retainers.
+func printRanking(w io.Writer, r *leakrank.Ranking, sites []leakrank.SiteRank, old time.Duration, held *heldBy) {
 	fmt.Fprintf(w, "%d profiles over %v, %s to %s; %s in use in the last\n",
 		r.Count, r.Span, r.First.Time.Format(timeLayout), r.Last.Time.Format(timeLayout), formatBytes(float64(r.Last.InUse)))
 	fmt.Fprintf(w, "sites by steady growth of in-use memory (score: the share of it that steady growth explains)\n\n")
@@ -154,6 +182,9 @@ func printRanking(w io.Writer, r *leakrank.Ranking, sites []leakrank.SiteRank, o
 			growth, oldShare, heapName(s.Heap), siteName(s.Function()), callers(s.Stack))
 	}
 	tw.Flush()
+	if held != nil {
+		held.print(w, sites)
+	}
 
 	if r.ByIndex {
 		fmt.Fprintf(w, "\nall profiles have the same time: growth is per profile, in file order\n")

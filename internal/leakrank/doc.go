@@ -18,11 +18,18 @@
 // Monotonicity and Trend.Score score a site's series of them as Rank
 // scores a site's history.
 //
+// A retainers profile, which the profiler's WriteRetainers writes, says
+// what keeps sampled objects alive: ReadRetainers reduces one to the bytes
+// each chain of references holds of each allocation stack, and Match
+// attributes them to the sites of a heap profile, through its locations,
+// since the two name inlined calls differently.
+//
 // Files come from anywhere, so reading them is guarded: only regular files
 // are opened, since opening a named pipe waits for a writer; a profile is
 // bounded in size, on disk and decompressed (ReadOptions), since a few
 // hundred KiB of gzip can decompress to gigabytes; a delta profile, which
-// DeltaProfile marks, is refused as a snapshot; and in-use figures that add
+// DeltaProfile marks, is refused as a snapshot, and so is a retainers
+// profile, by its comment, whatever its name; and in-use figures that add
 // up beyond an int64 stop at math.MaxInt64 rather than turn negative.
 //
 // In-use figures are placed in time where they belong. Those of the hook's

@@ -20,12 +20,18 @@ import (
 // profile, for a directory of profiles saved under other names.
 var dirPatterns = []string{"heap-*.pb.gz", "*.pb.gz"}
 
+// RetainersPattern matches the names of retainers profiles, which the
+// profiler may write beside its heap profiles: a directory's profiles are
+// never those (NewSnapshot would refuse them), whatever pattern matches.
+const RetainersPattern = "retainers-*.pb.gz"
+
 // profilePaths returns the profile files args name: a directory stands
 // for its regular files that match the first of dirPatterns that matches
-// any, in name order, and any other argument for itself. Only regular
-// files are profiles, since opening a named pipe for reading waits for a
-// writer: given by name, anything else is an error; in a directory, it is
-// skipped. A link counts as what it leads to.
+// any, in name order, retainers profiles' names (RetainersPattern) aside,
+// and any other argument for itself. Only regular files are profiles,
+// since opening a named pipe for reading waits for a writer: given by
+// name, anything else is an error; in a directory, it is skipped. A link
+// counts as what it leads to.
 func profilePaths(args []string) ([]string, error) {
 	if len(args) == 0 {
 		return nil, errors.New("no profiles given")
@@ -47,6 +53,9 @@ func profilePaths(args []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(matches) == 0 && len(RetainersFiles([]string{arg})) > 0 {
+			return nil, fmt.Errorf("no heap profiles in %s, only retainers profiles (%s), which are no snapshots", arg, RetainersPattern)
+		}
 		if len(matches) == 0 {
 			return nil, fmt.Errorf("no profiles in %s: no file matches %s", arg, strings.Join(dirPatterns, " or "))
 		}
@@ -64,7 +73,7 @@ func profilesIn(dir string) ([]string, error) {
 	for _, pattern := range dirPatterns {
 		var out []string
 		for _, e := range entries {
-			if ok, _ := filepath.Match(pattern, e.Name()); !ok {
+			if ok, _ := filepath.Match(pattern, e.Name()); !ok || isRetainersName(e.Name()) {
 				continue
 			}
 			path := filepath.Join(dir, e.Name())
@@ -81,6 +90,36 @@ func profilesIn(dir string) ([]string, error) {
 		}
 	}
 	return nil, nil
+}
+
+func isRetainersName(name string) bool {
+	ok, _ := filepath.Match(RetainersPattern, name)
+	return ok
+}
+
+// RetainersFiles returns the retainers profiles in the directories among
+// args, the regular files whose names match RetainersPattern, in name
+// order, which is the order of time for the profiler's names. It is for a
+// hint: a directory that cannot be read has none.
+func RetainersFiles(args []string) []string {
+	var out []string
+	for _, arg := range args {
+		entries, err := os.ReadDir(arg)
+		if err != nil {
+			continue // not a directory, or Load has said why
+		}
+		for _, e := range entries {
+			path := filepath.Join(arg, e.Name())
+			if !isRetainersName(e.Name()) {
+				continue
+			}
+			if regular, err := isRegular(path, e); err == nil && regular {
+				out = append(out, path)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return cmp.Compare(filepath.Base(a), filepath.Base(b)) })
+	return out
 }
 
 // isRegular reports whether e, found at path, is a regular file or a link

@@ -70,10 +70,11 @@ func FiguresTime(heap string, t, goHeap time.Time) time.Time {
 }
 
 // NewSnapshot reduces p, the heap profile read from the file name, to a
-// Snapshot. It fails if p has no inuse_space/bytes values, and if p is a
+// Snapshot. It fails if p has no inuse_space/bytes values; if p is a
 // delta profile: one that DeltaProfile marked, or one with negative
-// values, which only a delta has. In-use totals that do not fit an int64
-// are math.MaxInt64.
+// values, which only a delta has; and if p is a retainers profile, with an
+// error that wraps ErrRetainersProfile. In-use totals that do not fit an
+// int64 are math.MaxInt64.
 func NewSnapshot(name string, p *profile.Profile) (*Snapshot, error) {
 	return newSnapshot(name, p, nil)
 }
@@ -125,9 +126,14 @@ func newSnapshot(name string, p *profile.Profile, cache *siteCache) (*Snapshot, 
 }
 
 // inuseIndex returns the index of the inuse_space/bytes values of p, read
-// from the file name, and fails if it has none or is a delta profile, as
-// DeltaProfile marks them.
+// from the file name, and fails if it has none, or is a delta profile, as
+// DeltaProfile marks them, or a retainers profile: it has inuse values
+// too, but of what chains of references hold, by stacks that go on
+// through them.
 func inuseIndex(name string, p *profile.Profile) (int, error) {
+	if isRetainers(p) {
+		return 0, fmt.Errorf("%s: %w", name, ErrRetainersProfile)
+	}
 	inuse := -1
 	for i, t := range p.SampleType {
 		if t.Type == "inuse_space" && t.Unit == "bytes" {

@@ -1,13 +1,15 @@
 // Package leakranktest builds heap profiles shaped like the profiler's, for
 // tests of the code that reads them: the four heap sample types, a heap
 // label, a bytes label, an age label in seconds when given, and a main
-// mapping with a build ID. It also builds the files a reader must survive:
-// a gzip bomb, and on Unix a named pipe.
+// mapping with a build ID; and retainers profiles of what holds their
+// objects. It also builds the files a reader must survive: a gzip bomb,
+// and on Unix a named pipe.
 package leakranktest
 
 import (
 	"bytes"
 	"compress/gzip"
+	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -68,7 +70,7 @@ func (p Profile) Build() *profile.Profile {
 		f := &profile.Function{ID: uint64(len(prof.Function) + 1), Name: name, SystemName: name, Filename: "app.go"}
 		prof.Function = append(prof.Function, f)
 		l := &profile.Location{ID: uint64(len(prof.Location) + 1), Mapping: main,
-			Address: 0x401000 + uint64(len(prof.Location))*16, Line: []profile.Line{{Function: f, Line: 1}}}
+			Address: 0x401000 + uint64(len(prof.Location))*16, Line: []profile.Line{{Function: f, Line: Line(name)}}}
 		prof.Location = append(prof.Location, l)
 		locs[name] = l
 		return l
@@ -91,6 +93,15 @@ func (p Profile) Build() *profile.Profile {
 		prof.Sample = append(prof.Sample, out)
 	}
 	return prof
+}
+
+// Line returns the line of app.go at which built profiles place the
+// function named name: one of its own, as in a program, where two
+// functions are never at one line, and the same in every profile built.
+func Line(name string) int64 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return 1 + int64(h.Sum32()%1_000_000)
 }
 
 // ageSteps are the ages the profiler records, in seconds: an object's age
