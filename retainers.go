@@ -82,11 +82,21 @@ type retainersDump struct {
 type retainersSummary struct {
 	Stacks      [][]heapdump.Frame
 	Chains      [][]heapdump.Hop
+	Fields      [][]string // by chain, by hop: the field path of its pointer to the next; nil if none known
 	Groups      []retainersGroup
 	Targets     []retainersTarget // in the order the addresses were given
 	Unreachable int               // sampled objects no root reaches
 	Objects     int               // in the dump
 	Edges       int               // pointers between them
+}
+
+// chain returns the frames of chain c, from the object outwards.
+func (s *retainersSummary) chain(c int) []string {
+	var fields []string
+	if c < len(s.Fields) {
+		fields = s.Fields[c]
+	}
+	return chainFrames(s.Chains[c], fields)
 }
 
 // retainersGroup is the sampled objects of one stack, chain and size.
@@ -197,7 +207,7 @@ func (d *retainersDump) profile(now time.Time) *profile.Profile {
 		// so that many small objects do not round away.
 		p := probability(float64(g.Size), rate)
 		n := float64(g.Count)
-		b.add(allocationFrames(d.summary.Stacks[g.Stack]), d.summary.Chains[g.Chain], goHeapName, int64(g.Size), n/p, n*float64(g.Size)/p)
+		b.add(allocationFrames(d.summary.Stacks[g.Stack]), d.summary.chain(g.Chain), goHeapName, int64(g.Size), n/p, n*float64(g.Size)/p)
 	}
 	c.unreachable = d.summary.Unreachable
 	var frames []heapdump.Frame
@@ -220,7 +230,7 @@ func (d *retainersDump) profile(now time.Time) *profile.Profile {
 		// As the heap profile weights a tracked sample (scale).
 		p := probability(float64(o.size), d.trackedRate)
 		frames = trackedFrames(frames[:0], o.stk.pcs)
-		b.add(frames, d.summary.Chains[t.Chain], d.heapNames[o.heap], o.size, 1/p, float64(o.size)/p)
+		b.add(frames, d.summary.chain(t.Chain), d.heapNames[o.heap], o.size, 1/p, float64(o.size)/p)
 	}
 	prof := b.build()
 	prof.Period = rate
@@ -311,12 +321,12 @@ func newRetainersBuilder() *retainersBuilder {
 
 // add adds the weights of sampled objects of one allocation stack, chain,
 // heap and size.
-func (b *retainersBuilder) add(stack []heapdump.Frame, chain []heapdump.Hop, heap string, size int64, objects, bytes float64) {
+func (b *retainersBuilder) add(stack []heapdump.Frame, chain []string, heap string, size int64, objects, bytes float64) {
 	b.stack = b.stack[:0]
 	for _, f := range stack {
 		b.stack = append(b.stack, b.location(f))
 	}
-	for _, name := range chainFrames(chain) {
+	for _, name := range chain {
 		b.stack = append(b.stack, b.location(heapdump.Frame{Func: name}))
 	}
 	b.ids = b.ids[:0]
@@ -412,11 +422,20 @@ func isRuntimeFunction(name string) bool {
 }
 
 // chainFrames returns the frames of a chain from the object outwards: one
-// for each object that holds the next, named by its type if known, else
-// its size, with the offset of the pointer in it; one for a map's
-// internals; and the root last. The object itself is not among them: its
-// allocation stack stands for it.
-func chainFrames(chain []heapdump.Hop) []string {
+// for each object that holds the next, named by its type and the field
+// that points on where the executable's DWARF tells them
+// ("[main.entry] .buf"), else by its type or size and the offset of the
+// pointer in it ("[48 B object] +16"); one for a map's internals; and the
+// root last. fields, if not nil, has the field path of each hop's pointer
+// to the next. The object itself is not among the frames: its allocation
+// stack stands for it.
+func chainFrames(chain []heapdump.Hop, fields []string) []string {
+	field := func(i int) string {
+		if i < len(fields) {
+			return fields[i]
+		}
+		return ""
+	}
 	var names []string
 	for i := len(chain) - 2; i >= 1; i-- {
 		h := chain[i]
@@ -425,26 +444,31 @@ func chainFrames(chain []heapdump.Hop) []string {
 			names = append(names, mapFrame+" "+h.Name)
 		case h.Map:
 			names = append(names, mapFrame)
+		case h.Name != "" && field(i) != "":
+			names = append(names, "["+h.Name+"] "+field(i))
 		case h.Name != "":
 			names = append(names, fmt.Sprintf("[%d B %s] +%d", h.Size, h.Name, chain[i+1].Offset))
 		default:
 			names = append(names, fmt.Sprintf("[%d B object] +%d", h.Size, chain[i+1].Offset))
 		}
 	}
-	return append(names, rootFrame(chain))
+	return append(names, rootFrame(chain, field(0)))
 }
 
-// rootFrame names the root of a chain. A global's frame carries the
-// offset of the pointer in it, which tells the fields of a struct apart; a
-// stack frame's offset counts from its stack pointer, which means nothing
-// to a reader, and is left out.
-func rootFrame(chain []heapdump.Hop) string {
+// rootFrame names the root of a chain. A global's frame carries the field
+// path of the pointer in it (main.server.cache), or its offset (main.server
+// +16), which tells the fields of a struct apart; a stack frame's offset
+// counts from its stack pointer, which means nothing to a reader, and is
+// left out.
+func rootFrame(chain []heapdump.Hop, field string) string {
 	r := chain[0]
 	name := r.Name
-	if name == "" {
+	switch {
+	case name == "":
 		name = r.Root.String() + " root"
-	}
-	if r.Root == heapdump.RootGlobal && len(chain) > 1 && chain[1].Offset != 0 {
+	case r.Root == heapdump.RootGlobal && field != "":
+		name += field
+	case r.Root == heapdump.RootGlobal && len(chain) > 1 && chain[1].Offset != 0:
 		name += fmt.Sprintf(" +%d", chain[1].Offset)
 	}
 	return retainedByPrefix + name

@@ -23,6 +23,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/leakhunt/profiler/internal/dwarftypes"
 	"github.com/leakhunt/profiler/internal/heapdump"
 )
 
@@ -320,9 +321,13 @@ func runRetainersHelper() int {
 	if err != nil {
 		return fail(err)
 	}
+	sum := summarize(res)
+	// Without DWARF (-ldflags=-w), hops are named by size and offset.
+	names, _ := dwarftypes.Open("/proc/self/exe")
+	nameFields(sum, names, parentBias)
 	bw := bufio.NewWriter(out)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(summarize(res)); err != nil {
+	if err := enc.Encode(sum); err != nil {
 		return fail(err)
 	}
 	if err := enc.Encode(peakResidentSet()); err != nil {

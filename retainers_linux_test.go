@@ -30,23 +30,26 @@ import (
 // left out and counted, and the buffers' contents, a random marker, appear
 // in no file and no output. The program is built both as a plain and as
 // a position-independent executable, whose globals and types are named
-// through its load bias.
+// through its load bias, and without DWARF, whose hops are named by size
+// and offset instead of type and field.
 func TestRetainersShapes(t *testing.T) {
 	for _, build := range []struct {
 		name  string
+		dwarf bool
 		flags []string
 	}{
-		{"exe", nil},
-		{"pie", []string{"-buildmode=pie"}},
+		{"exe", true, nil},
+		{"pie", true, []string{"-buildmode=pie"}},
+		{"nodwarf", false, []string{"-ldflags=-w"}},
 	} {
 		t.Run(build.name, func(t *testing.T) {
 			t.Parallel()
-			testRetainersShapes(t, build.flags...)
+			testRetainersShapes(t, build.dwarf, build.flags...)
 		})
 	}
 }
 
-func testRetainersShapes(t *testing.T, buildFlags ...string) {
+func testRetainersShapes(t *testing.T, dwarf bool, buildFlags ...string) {
 	dir := t.TempDir()
 	bin := buildRetainChild(t, dir, buildFlags...)
 	marker := randomMarker(t)
@@ -86,6 +89,16 @@ func testRetainersShapes(t *testing.T, buildFlags ...string) {
 		}
 		chains[leaf] = frames
 	}
+	server := struct {
+		root  string
+		chain []string
+	}{"[held by] main.server +16", []string{"[32 B object] +8", "[held by] main.server +16"}}
+	if dwarf {
+		// The global's field, and the type and field of the object it
+		// points to, its type declared by that field.
+		server.root = "[held by] main.server.cache"
+		server.chain = []string{"[main.cache] .data", server.root}
+	}
 	for _, c := range []struct {
 		shape, leaf, root string
 		chain             []string // the frames of the chain, the root last
@@ -93,7 +106,7 @@ func testRetainersShapes(t *testing.T, buildFlags ...string) {
 		{"registry", "main.registryBuffer", "[held by] main.registry", []string{"[32 B object] +8", "[map] map[string]*main.entry", "[held by] main.registry"}},
 		{"worker", "main.workerBuffer", "", nil}, // the root names the goroutine; checked below
 		{"iface", "main.ifaceBuffer", "[held by] main.iface +8", []string{"[24 B object] +0", "[held by] main.iface +8"}},
-		{"server", "main.serverBuffer", "[held by] main.server +16", []string{"[32 B object] +8", "[held by] main.server +16"}},
+		{"server", "main.serverBuffer", server.root, server.chain},
 	} {
 		root := c.root
 		if root == "" {
@@ -139,7 +152,7 @@ func testRetainersShapes(t *testing.T, buildFlags ...string) {
 
 	// The real pprof reads it and shows each chain after its stack.
 	traces := pproftest.Run(t, "-traces", out)
-	for _, want := range []string{"main.registryBuffer", "[map] map[string]*main.entry", "[held by] main.registry", "[held by] main.worker (goroutine", "[held by] main.server +16"} {
+	for _, want := range []string{"main.registryBuffer", "[map] map[string]*main.entry", "[held by] main.registry", "[held by] main.worker (goroutine", server.root} {
 		if !strings.Contains(traces, want) {
 			t.Errorf("go tool pprof -traces lacks %q", want)
 		}

@@ -57,7 +57,7 @@ func summarize(res *heapdump.Result) *retainersSummary {
 func chainIndex(s *retainersSummary, chains map[string]int, chain []heapdump.Hop, key []byte) (int, []byte) {
 	key = key[:0]
 	for _, h := range chain {
-		key = fmt.Appendf(key, "%d\x00%s\x00%d\x00%d\x00%t\x00", h.Root, h.Name, h.Size, h.Offset, h.Map)
+		key = fmt.Appendf(key, "%d\x00%s\x00%d\x00%d\x00%d\x00%t\x00", h.Root, h.Name, h.Size, h.Offset, h.Type, h.Map)
 	}
 	ch, ok := chains[string(key)]
 	if !ok {

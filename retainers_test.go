@@ -53,7 +53,8 @@ func TestRetainersOneAtATime(t *testing.T) {
 
 // A chain becomes frames from the object outwards: the objects that hold
 // it, each with the offset of its pointer, a map as one frame, and the
-// root last with the offset into a global.
+// root last with the offset into a global; with field paths, each with
+// its type and the field that points on.
 func TestRetainersChainFrames(t *testing.T) {
 	chain := []heapdump.Hop{
 		{Root: heapdump.RootGlobal, Name: "main.server"},
@@ -62,7 +63,7 @@ func TestRetainersChainFrames(t *testing.T) {
 		{Size: 704, Name: "main.Session", Offset: 4256},
 		{Size: 112, Offset: 24}, // the sampled object itself
 	}
-	got := chainFrames(chain)
+	got := chainFrames(chain, nil)
 	want := []string{
 		"[704 B main.Session] +24",
 		"[map] map[string]*main.Session",
@@ -74,7 +75,17 @@ func TestRetainersChainFrames(t *testing.T) {
 	}
 
 	stack := []heapdump.Hop{{Root: heapdump.RootStack, Name: "main.worker (goroutine 7, chan receive)"}, {Size: 8192, Offset: 40}}
-	if got, want := chainFrames(stack), []string{"[held by] main.worker (goroutine 7, chan receive)"}; !slices.Equal(got, want) {
+	named := chainFrames(chain, []string{".cache", ".data", "", ".conns[i]", ""})
+	if want := []string{
+		"[main.Session] .conns[i]",
+		"[map] map[string]*main.Session",
+		"[48 B object] +8", // no type to name the field with
+		"[held by] main.server.cache",
+	}; !slices.Equal(named, want) {
+		t.Errorf("chainFrames with fields:\n got %q\nwant %q", named, want)
+	}
+
+	if got, want := chainFrames(stack, nil), []string{"[held by] main.worker (goroutine 7, chan receive)"}; !slices.Equal(got, want) {
 		t.Errorf("chainFrames of a frame root: got %q, want %q", got, want)
 	}
 }

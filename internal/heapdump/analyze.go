@@ -89,6 +89,12 @@ type Hop struct {
 	// the map's array of groups, the last object the Map hop stands for.
 	Offset uint64
 
+	// Type is, for an object with a malloc header, the header: the
+	// address of its type's descriptor in the dumped process. Zero for
+	// other objects and for roots. Offsets within an object with a
+	// header count from the header, a word before its value.
+	Type uint64
+
 	// Map reports that the hop stands for the internals of a Go map: its
 	// header, directory, tables and groups, as one hop named after the
 	// map's type ("map[string]*main.Node"). It is set only where the

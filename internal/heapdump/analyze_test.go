@@ -129,10 +129,11 @@ func TestAnalyzeUnnamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without names, the map's internals are plain hops, the global is
-	// named by its address, and the group's type is unknown.
+	// named by its address, and the group's type is unknown by name but
+	// given by its header.
 	want := []Hop{
 		{Root: RootGlobal, Name: "data 0x5a0000"},
-		{Size: 48}, {Size: 64, Offset: 16}, {Size: 32, Offset: 24}, {Size: 1024, Offset: 16},
+		{Size: 48}, {Size: 64, Offset: 16}, {Size: 32, Offset: 24}, {Size: 1024, Offset: 16, Type: groupType},
 		{Size: 16, Offset: 40},
 	}
 	if got := res.Samples[len(res.Samples)-1].Chain; !reflect.DeepEqual(got, want) {

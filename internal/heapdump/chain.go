@@ -56,7 +56,8 @@ func (n *namer) chain(o uint32) []Hop {
 	}
 	var hops []Hop
 	for {
-		h := Hop{Size: uint64(g.size[o]) << 3, Name: n.typeName(o)}
+		h := Hop{Size: uint64(g.size[o]) << 3}
+		h.Name, h.Type = n.typeName(o)
 		pr := g.pred[o]
 		if pr&rootPred != 0 {
 			rh, off := n.root(g.roots[pr&^rootPred])
@@ -73,12 +74,13 @@ func (n *namer) chain(o uint32) []Hop {
 	return hops
 }
 
-// typeName names the type of object o from its malloc header, if any.
-func (n *namer) typeName(o uint32) string {
+// typeName names the type of object o from its malloc header, if any,
+// and returns the header.
+func (n *namer) typeName(o uint32) (string, uint64) {
 	g := n.g
 	i, ok := slices.BinarySearch(g.hdrObj, o)
 	if !ok {
-		return ""
+		return "", 0
 	}
 	t := g.hdrType[i]
 	name, ok := n.types[t]
@@ -91,7 +93,7 @@ func (n *namer) typeName(o uint32) string {
 		}
 		n.types[t] = name
 	}
-	return name
+	return name, t
 }
 
 // root returns the hop for rt and the offset of its pointer within it.
