@@ -121,12 +121,18 @@ type retainersTarget struct {
 // weighted as in the heap profile (inuse_objects, inuse_space) and
 // labeled with its heap as there ("go" for the runtime's). Its stack is the
 // object's allocation stack, leaf first, continued by the references that
-// hold it, one frame per object on the way ("[48 B object] +16": the
-// pointer at offset 16 of a 48-byte object; "[704 B main.Session] +8" when
-// the object's type is known; "[map] map[string]*main.Node" for a map's
-// internals), and ends with the root: "[held by] main.registry" for a
-// global, "[held by] main.worker (goroutine 7, chan receive)" for a stack
-// frame. Chains of the same shape merge as stacks do, so
+// hold it, one frame per object on the way, and ends with the root. An
+// object on the way is named by its type and the field that points on
+// where the executable's DWARF tells them ("[main.Session] .conns[i]",
+// every element of an array as one frame), else by its size, or its type
+// when the runtime keeps it, and the offset of the pointer ("[48 B object]
+// +16", "[704 B main.Session] +8"); a map's internals are one frame ("[map]
+// map[string]*main.Node"). The root is a global with the field that
+// points on ("[held by] main.server.cache"), or a stack frame ("[held by]
+// main.worker (goroutine 7, chan receive)"). Types and fields are known
+// from a global's declared type onwards, and from an object whose type
+// the runtime keeps (with a malloc header: 512 bytes to 32 KiB, holding
+// pointers); not from a stack frame's variables. Chains of the same shape merge as stacks do, so
 // `go tool pprof -traces` or -top on it shows which roots hold the most.
 //
 // It is the program's whole heap that is dumped, with the world stopped
