@@ -235,7 +235,7 @@ func (d *retainersDump) profile(now time.Time) *profile.Profile {
 		c.tracked++
 		// As the heap profile weights a tracked sample (scale).
 		p := probability(float64(o.size), d.trackedRate)
-		frames = trackedFrames(frames[:0], o.stk.pcs)
+		frames = trackedFrames(frames[:0], o.stk)
 		b.add(frames, d.summary.chain(t.Chain), d.heapNames[o.heap], o.size, 1/p, float64(o.size)/p)
 	}
 	prof := b.build()
@@ -257,10 +257,14 @@ type retainersCounts struct {
 }
 
 // trackedFrames appends to frames the allocation stack of a tracked
-// object, pcs as the hook recorded them, one frame per function (inlined
-// ones included), without runtime.goexit, as the heap profile shows it.
-func trackedFrames(frames []heapdump.Frame, pcs []uintptr) []heapdump.Frame {
-	for _, pc := range pcs {
+// object, one frame per function (inlined ones included), without
+// runtime.goexit, as the heap profile shows it; or, for a stack the table
+// had no room for, the frame the heap profile has in its place.
+func trackedFrames(frames []heapdump.Frame, stk *stack) []heapdump.Frame {
+	if stk == nil {
+		return append(frames, heapdump.Frame{Func: overflowFrame})
+	}
+	for _, pc := range stk.pcs {
 		sym := processSymbols.lookup(pc)
 		if sym.goexit {
 			continue

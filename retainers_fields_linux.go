@@ -51,8 +51,7 @@ func chainFields(chain []heapdump.Hop, x *dwarftypes.Index, bias uint64) []strin
 		if i > 0 {
 			t = holderType(h, t, x, bias)
 		}
-		if h.Map || t.Kind() == reflect.Invalid {
-			t = dwarftypes.Type{}
+		if t.Kind() == reflect.Invalid {
 			continue
 		}
 		off := chain[i+1].Offset
@@ -64,11 +63,15 @@ func chainFields(chain []heapdump.Hop, x *dwarftypes.Index, bias uint64) []strin
 			t = dwarftypes.Type{}
 			continue
 		}
-		if i > 0 {
-			h.Name = t.Name()
+		// A map's frame keeps its name: the path through its groups
+		// (".slots[i].elem") serves only to type the value it points to.
+		if !h.Map {
+			if i > 0 {
+				h.Name = t.Name()
+			}
+			fields[i] = elementIndex.ReplaceAllString(path, "[i]")
+			named = true
 		}
-		fields[i] = elementIndex.ReplaceAllString(path, "[i]")
-		named = true
 		t = next
 	}
 	if !named {
@@ -78,12 +81,16 @@ func chainFields(chain []heapdump.Hop, x *dwarftypes.Index, bias uint64) []strin
 }
 
 // holderType returns the type of object h: its malloc header's, repeated
-// if the slot holds more than one value of it; else want, the type the
-// pointer to it declares, if an object of that type could be in a slot of
-// h's size. A pointer into the middle of an object (a field's address, a
-// subslice) declares the type from there, which a slot much larger than
-// that type gives away.
+// if the slot holds more than one value of it (for a map, the type of its
+// groups); else want, the type the pointer to it declares, if an object of
+// that type could be in a slot of h's size. A pointer into the middle of
+// an object (a field's address, a subslice) declares the type from there
+// on only: a repeated element type still reads the slot's offsets right,
+// modulo its size, but another type is not used.
 func holderType(h *heapdump.Hop, want dwarftypes.Type, x *dwarftypes.Index, bias uint64) dwarftypes.Type {
+	if h.Map && h.Type == 0 {
+		return dwarftypes.Type{}
+	}
 	if h.Type != 0 {
 		t, ok := x.RuntimeType(h.Type - bias)
 		if !ok {
@@ -94,17 +101,23 @@ func holderType(h *heapdump.Hop, want dwarftypes.Type, x *dwarftypes.Index, bias
 		}
 		return t
 	}
-	size, ok := want.Size()
-	if !ok || size == 0 {
-		return dwarftypes.Type{}
-	}
-	if want.Kind() == reflect.Array { // a slice's elements fit any larger slot
+	if want.Kind() == reflect.Array {
+		// A slice's elements, or an array: any slot holds them from its
+		// start, and an offset past the array's length names no field.
 		return want
 	}
-	// Size classes waste at most an eighth of a slot above 128 bytes, and
-	// at most 16 bytes below: a type smaller than that leaves is not the
-	// slot's.
-	if size > h.Size || size+16 < h.Size && size+h.Size/8 < h.Size {
+	size, ok := want.Size()
+	if h.Interior || !ok || size == 0 || size > h.Size {
+		return dwarftypes.Type{}
+	}
+	// A type much smaller than the slot is not the slot's: size classes
+	// leave at most 16 bytes, or an eighth of the slot, unused, and a
+	// large object at most a page of 8 KiB.
+	slack := max(16, h.Size/8)
+	if h.Size > 32<<10 {
+		slack = 8 << 10
+	}
+	if h.Size-size > slack {
 		return dwarftypes.Type{}
 	}
 	return want

@@ -7,7 +7,6 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -112,11 +111,9 @@ func takeRetainers(limit time.Duration, targets []uint64) (*retainersDump, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errRetainersRefused, err)
 	}
-	// Every error here means that this executable cannot name its
-	// globals, however often it is asked.
 	bias, err := parentLoadBias()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errRetainersUnsupported, err)
+		return nil, err
 	}
 
 	f, err := newMemfd(nr, "leakhunt-heapdump")
@@ -385,16 +382,31 @@ type exeSymbols struct {
 // exeSymbolsOnce reads the symbols in the helper, which needs them all.
 var exeSymbolsOnce = sync.OnceValues(readExeSymbols)
 
+// loadBias is this process's load bias, once read.
+var loadBias struct {
+	sync.Mutex
+	known bool
+	bias  uint64
+}
+
 // parentLoadBias checks that this executable has a symbol table, which the
 // helper names globals with, and returns this process's load bias. The
-// symbols themselves are not kept: the program needs only the bias.
-var parentLoadBias = sync.OnceValues(func() (uint64, error) {
-	syms, err := readExeSymbols()
-	if err != nil {
-		return 0, err
+// symbols themselves are not kept: the program needs only the bias. An
+// error is not kept either: one reading the executable (too many open
+// files) may pass, and one that says it lacks symbols costs little to
+// find again.
+func parentLoadBias() (uint64, error) {
+	loadBias.Lock()
+	defer loadBias.Unlock()
+	if !loadBias.known {
+		syms, err := readExeSymbols()
+		if err != nil {
+			return 0, err
+		}
+		loadBias.bias, loadBias.known = syms.bias, true
 	}
-	return syms.bias, nil
-})
+	return loadBias.bias, nil
+}
 
 // readExeSymbols reads the symbols of /proc/self/exe. The load bias is
 // that of a function of this package, whose address the process knows
@@ -406,7 +418,7 @@ func readExeSymbols() (*exeSymbols, error) {
 	}
 	defer f.Close()
 	if f.Section(".symtab") == nil {
-		return nil, errors.New("the executable has no symbol table (built with -ldflags=-s?): globals cannot be named")
+		return nil, fmt.Errorf("%w: the executable has no symbol table (built with -ldflags=-s?): globals cannot be named", errRetainersUnsupported)
 	}
 	all, err := f.Symbols()
 	if err != nil {
@@ -439,7 +451,7 @@ func readExeSymbols() (*exeSymbols, error) {
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("the executable's symbol table lacks %s", anchor)
+		return nil, fmt.Errorf("%w: the executable's symbol table lacks %s", errRetainersUnsupported, anchor)
 	}
 	slices.SortFunc(s.globals, func(a, b elf.Symbol) int {
 		switch {

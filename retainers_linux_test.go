@@ -93,17 +93,20 @@ func testRetainersShapes(t *testing.T, dwarf bool, buildFlags ...string) {
 		root  string
 		chain []string
 	}{"[held by] main.server +16", []string{"[32 B object] +8", "[held by] main.server +16"}}
+	registry := []string{"[32 B object] +8", "[map] map[string]*main.entry", "[held by] main.registry"}
 	if dwarf {
 		// The global's field, and the type and field of the object it
-		// points to, its type declared by that field.
+		// points to, its type declared by that field; past a map, its
+		// value's type, from the type of the map's groups.
 		server.root = "[held by] main.server.cache"
 		server.chain = []string{"[main.cache] .data", server.root}
+		registry[0] = "[main.entry] .buf"
 	}
 	for _, c := range []struct {
 		shape, leaf, root string
 		chain             []string // the frames of the chain, the root last
 	}{
-		{"registry", "main.registryBuffer", "[held by] main.registry", []string{"[32 B object] +8", "[map] map[string]*main.entry", "[held by] main.registry"}},
+		{"registry", "main.registryBuffer", "[held by] main.registry", registry},
 		{"worker", "main.workerBuffer", "", nil}, // the root names the goroutine; checked below
 		{"iface", "main.ifaceBuffer", "[held by] main.iface +8", []string{"[24 B object] +0", "[held by] main.iface +8"}},
 		{"server", "main.serverBuffer", server.root, server.chain},

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+	"weak"
 
 	"github.com/leakhunt/profiler/internal/heapdump"
 )
@@ -116,4 +118,55 @@ func startRetainersProfiler(t *testing.T) *Profiler {
 	}
 	t.Cleanup(func() { p.Stop() })
 	return p
+}
+
+// A tracked object is written under its heap at its tracked size, with the
+// frame the heap profile has for a stack the table had no room for; one
+// the collector found unreachable since it was listed is left out and
+// counted, whatever the dump said of its address.
+func TestRetainersTrackedSamples(t *testing.T) {
+	live, dead := new([64]byte), new([64]byte)
+	deadRef := weak.Make(&dead[0])
+	deadAddr := uintptr(unsafe.Pointer(dead))
+	dead = nil
+	runtime.GC()
+	if deadRef.Value() != nil {
+		t.Skip("the dropped object survived a collection")
+	}
+	chain := []heapdump.Hop{{Root: heapdump.RootGlobal, Name: "main.sessions"}, {Size: 64, Offset: 8}}
+	d := &retainersDump{
+		summary: &retainersSummary{
+			Chains:  [][]heapdump.Hop{chain},
+			Targets: []retainersTarget{{Chain: 0, Size: 64}, {Chain: 0, Size: 64}},
+		},
+		tracked: []trackedObject{
+			{obj: weak.Make(&live[0]), addr: uintptr(unsafe.Pointer(live)), heap: 1, size: 1000},
+			{obj: deadRef, addr: deadAddr, heap: 1, size: 1000},
+		},
+		trackedRate: 1,
+		heapNames:   []string{"default", "sessions"},
+	}
+	prof := d.profile(time.Now())
+	runtime.KeepAlive(live)
+	if len(prof.Sample) != 1 {
+		t.Fatalf("%d samples, want the live tracked object's", len(prof.Sample))
+	}
+	s := prof.Sample[0]
+	var frames []string
+	for _, l := range s.Location {
+		frames = append(frames, l.Line[0].Function.Name)
+	}
+	if want := []string{overflowFrame, "[held by] main.sessions +8"}; !slices.Equal(frames, want) {
+		t.Errorf("frames %q, want %q", frames, want)
+	}
+	if got := s.Label["heap"]; !slices.Equal(got, []string{"sessions"}) {
+		t.Errorf("heap label %q, want sessions", got)
+	}
+	if s.Value[0] != 1 || s.Value[1] != 1000 {
+		t.Errorf("values %v, want [1 1000]: one object at its tracked size, rate 1", s.Value)
+	}
+	const counts = "tracked objects: 1 chained to a root; left out: 0 unreachable, 0 outside the heap (package-level variables), 1 collected during the dump"
+	if !slices.Contains(prof.Comments, counts) {
+		t.Errorf("comments %q lack %q", prof.Comments, counts)
+	}
 }

@@ -90,10 +90,16 @@ type Hop struct {
 	Offset uint64
 
 	// Type is, for an object with a malloc header, the header: the
-	// address of its type's descriptor in the dumped process. Zero for
-	// other objects and for roots. Offsets within an object with a
-	// header count from the header, a word before its value.
+	// address of its type's descriptor in the dumped process; for a Map
+	// hop, the header of the map's array of groups. Zero for other
+	// objects and for roots. Offsets within an object with a header count
+	// from the header, a word before its value.
 	Type uint64
+
+	// Interior reports that the pointer to this object points inside it,
+	// not where its value starts: a field's address, a subslice. False
+	// for roots.
+	Interior bool
 
 	// Map reports that the hop stands for the internals of a Go map: its
 	// header, directory, tables and groups, as one hop named after the

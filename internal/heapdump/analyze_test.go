@@ -53,7 +53,7 @@ func tinyDump() []byte {
 	w.object(objH, []uint64{0, 0})
 	w.object(mapHdr, []uint64{3, 0x1234, mapDir, 1, 0, 0}, 2)
 	w.object(mapDir, []uint64{0, 0, 0, mapTab, 0, 0, 0, 0}, 0, 1, 2, 3, 4, 5, 6, 7)
-	w.object(mapTab, []uint64{0, 0, mapGrp, 0}, 2)
+	w.object(mapTab, []uint64{0, 0, mapGrp + 8, 0}, 2) // the groups' value, after their header
 	grp := make([]uint64, 128)
 	grp[0], grp[5] = groupType, objV
 	w.object(mapGrp, grp, 5)
@@ -100,7 +100,8 @@ func TestAnalyzeTinyDump(t *testing.T) {
 		Edges:   10,
 		Samples: []Sample{
 			{Addr: objC, Size: 16, Stack: buildStack, BucketSize: 16, Chain: []Hop{
-				global, {Size: 32, Offset: 8}, {Size: 48, Offset: 8}, {Size: 16, Offset: 16},
+				// B points 8 bytes into C.
+				global, {Size: 32, Offset: 8}, {Size: 48, Offset: 8}, {Size: 16, Offset: 16, Interior: true},
 			}},
 			{Addr: objD, Size: 16, Stack: buildStack, BucketSize: 16},
 			{Addr: objF, Size: 8, Target: true, Chain: []Hop{
@@ -112,7 +113,7 @@ func TestAnalyzeTinyDump(t *testing.T) {
 			}},
 			{Addr: objV + 8, Size: 16, Target: true, Chain: []Hop{
 				global,
-				{Name: "map[string]*main.Node", Size: 48 + 64 + 32 + 1024, Map: true},
+				{Name: "map[string]*main.Node", Size: 48 + 64 + 32 + 1024, Type: groupType, Map: true},
 				{Size: 16, Offset: 40},
 			}},
 			{Addr: 0x1234, Target: true},

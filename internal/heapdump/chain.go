@@ -60,13 +60,14 @@ func (n *namer) chain(o uint32) []Hop {
 		h.Name, h.Type = n.typeName(o)
 		pr := g.pred[o]
 		if pr&rootPred != 0 {
-			rh, off := n.root(g.roots[pr&^rootPred])
-			h.Offset = off
+			rt := g.roots[pr&^rootPred]
+			rh, off := n.root(rt)
+			h.Offset, h.Interior = off, rt.interior
 			hops = append(hops, h, rh)
 			break
 		}
 		e := pr - 1
-		h.Offset = uint64(g.edgeOff[e]) << 3
+		h.Offset, h.Interior = uint64(g.edgeOff[e])<<3, g.edgeInterior(e)
 		hops = append(hops, h)
 		o = g.source(e)
 	}

@@ -72,7 +72,7 @@
 //
 // The dump carries no type per object. Options.TypeName can name the
 // types of objects with a malloc header (slots larger than 512 bytes and
-// up to 32 KiB that hold pointers), whose first word points to their
+// smaller than 32 KiB that hold pointers), whose first word points to their
 // type; other objects are unnamed. Map internals are collapsed into one
 // Hop only where that names them; see Hop.Map.
 //

@@ -25,6 +25,10 @@ type graph struct {
 	// pred is how the search reached each object: 0 not at all,
 	// rootPred|i from root i, else 1 + the index of the edge.
 	pred []uint32
+
+	// interior has bit e set for each edge e that points inside its
+	// target rather than at its value's start (see isInterior).
+	interior []uint64
 }
 
 const rootPred = 1 << 31
@@ -54,10 +58,14 @@ func (p *parser) graph() (*graph, error) {
 	g.indexPages()
 
 	// Resolve edges in place, keeping those that point into an object.
+	g.interior = make([]uint64, (len(p.edgeTo)+63)/64)
 	w, r := uint32(0), uint32(0)
 	for i, end := range p.edgeEnd {
 		for ; r < end; r++ {
 			if o, ok := g.object(p.edgeTo[r]); ok && o != uint32(i) {
+				if g.isInterior(p.edgeTo[r], o) {
+					g.interior[w/64] |= 1 << (w % 64)
+				}
 				p.edgeTo[w] = o
 				p.edgeOff[w] = p.edgeOff[r]
 				w++
@@ -67,6 +75,7 @@ func (p *parser) graph() (*graph, error) {
 	}
 	p.edgeTo = slices.Clip(p.edgeTo[:w])
 	p.edgeOff = slices.Clip(p.edgeOff[:w])
+	g.interior = slices.Clip(g.interior[:(w+63)/64])
 
 	// Resolve roots, and order them as the search takes them: strong
 	// roots before finalizers, and among strong roots globals first, so
@@ -74,6 +83,7 @@ func (p *parser) graph() (*graph, error) {
 	kept := p.roots[:0]
 	for _, rt := range p.roots {
 		if o, ok := g.object(rt.to); ok {
+			rt.interior = g.isInterior(rt.to, o)
 			rt.to = o
 			kept = append(kept, rt)
 		}
@@ -83,6 +93,26 @@ func (p *parser) graph() (*graph, error) {
 	})
 	p.roots = slices.Clip(kept)
 	return g, nil
+}
+
+// isInterior reports whether word w, in object o, is not where o's value
+// starts: at o's start, or a word later for an object with a malloc
+// header. A pointer there is a field's address or a subslice, and the
+// type it is declared with describes the object from there on only.
+func (g *graph) isInterior(w, o uint32) bool {
+	switch w - g.start[o] {
+	case 0:
+		return false
+	case 1:
+		_, header := slices.BinarySearch(g.hdrObj, o)
+		return !header
+	}
+	return true
+}
+
+// edgeInterior reports whether edge e points inside its target.
+func (g *graph) edgeInterior(e uint32) bool {
+	return g.interior[e/64]&(1<<(e%64)) != 0
 }
 
 func rootOrder(k RootKind) int {

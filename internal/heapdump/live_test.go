@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -238,6 +239,7 @@ func TestKnownChains(t *testing.T) {
 	}()
 	stackHeld := <-ready
 	defer func() { close(release); <-done }()
+	waitParked(t, "TestKnownChains.func", "chan receive")
 
 	boxed := &payload{id: 3, next: &payload{id: 4}}
 	ifaceHolder = boxed
@@ -369,4 +371,20 @@ func checkRoot(t *testing.T, c []Hop, kind RootKind, name string) {
 
 func inStack(stk []Frame, fn string) bool {
 	return slices.ContainsFunc(stk, func(f Frame) bool { return strings.Contains(f.Func, fn) })
+}
+
+// waitParked waits until a goroutine running a function whose name holds
+// fn is parked for reason: a goroutine that has just been woken from one
+// wait, and not yet reached the next, would be dumped with the old reason.
+func waitParked(t *testing.T, fn, reason string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(time.Millisecond) {
+		for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "["+reason) && strings.Contains(g, fn) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no goroutine in %s parked on %s after 10s", fn, reason)
 }

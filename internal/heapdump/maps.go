@@ -57,6 +57,7 @@ func collapseMaps(chain []Hop) []Hop {
 		c := Hop{
 			Name: "map[" + strings.TrimPrefix(h.Name, mapGroupPrefix),
 			Size: h.Size,
+			Type: h.Type,
 			Map:  true,
 		}
 		if first < len(out) {

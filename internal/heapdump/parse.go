@@ -47,10 +47,14 @@ const (
 
 	// Objects of these slot sizes that hold pointers start with a malloc
 	// header, a pointer to their type: larger than
-	// internal/runtime/gc.MinSizeForMallocHeader, not larger than the
-	// largest small size class (runtime/mbitmap.go, heapBitsInSpan).
+	// internal/runtime/gc.MinSizeForMallocHeader, smaller than the
+	// largest small size class (runtime/mbitmap.go, heapBitsInSpan). A
+	// slot of exactly that class, 32 KiB, can be a small object with a
+	// header or a large object without one (runtime/malloc.go: a request
+	// over 32 KiB less the header is large, and a large object of up to 32
+	// KiB takes four pages): its first word is not read as a type.
 	minHeaderSize = 8 * 64
-	maxHeaderSize = 32 << 10
+	maxHeaderSize = 32<<10 - 8
 )
 
 // root is a reference from outside the heap.
@@ -60,6 +64,8 @@ type root struct {
 	what rootWhat // what within kind; for globals, the segment
 	desc uint32   // the frame (stacks) or goroutine (others) it belongs to
 	off  uint64   // offset of the pointer in its frame or segment
+
+	interior bool // after graph(): it points inside its object (see graph.interior)
 }
 
 // rootWhat tells apart roots of one kind, to name them.

@@ -28,6 +28,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/leakhunt/profiler"
 )
@@ -108,6 +110,7 @@ func main() {
 	parked, started := make(chan int), make(chan struct{})
 	go worker(parked, started, marker)
 	<-started
+	waitParked("main.worker")
 
 	// What is live now is marked live; the cycle made after this
 	// collection, with collections off, stays in the heap as garbage.
@@ -197,4 +200,19 @@ func filled(buf []byte, marker string) []byte {
 	for i := 0; i < len(buf); i += copy(buf[i:], marker) {
 	}
 	return buf
+}
+
+// waitParked waits until a goroutine in function fn is parked on a channel
+// receive: one just woken from another wait would be dumped with that
+// wait's reason.
+func waitParked(fn string) {
+	buf := make([]byte, 1<<20)
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(time.Millisecond) {
+		for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.HasPrefix(g, "goroutine ") && strings.Contains(g, "[chan receive") && strings.Contains(g, fn+"(") {
+				return
+			}
+		}
+	}
+	fail(fmt.Errorf("%s is not parked on a channel receive after 10s", fn))
 }

@@ -19,6 +19,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/leakhunt/profiler"
@@ -88,6 +90,7 @@ func main() {
 		}
 	}
 
+	waitParked("main.keeper")
 	var buf bytes.Buffer
 	if err := p.WriteRetainers(&buf); err != nil {
 		fail(err)
@@ -104,4 +107,19 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "retainleak:", err)
 	os.Exit(1)
+}
+
+// waitParked waits until a goroutine in function fn is parked on a channel
+// receive: one just woken from another wait would be dumped with that
+// wait's reason.
+func waitParked(fn string) {
+	buf := make([]byte, 1<<20)
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(time.Millisecond) {
+		for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.HasPrefix(g, "goroutine ") && strings.Contains(g, "[chan receive") && strings.Contains(g, fn+"(") {
+				return
+			}
+		}
+	}
+	fail(fmt.Errorf("%s is not parked on a channel receive after 10s", fn))
 }
