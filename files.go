@@ -22,10 +22,11 @@ import (
 const timeLayout = "20060102T150405.000000000"
 
 var (
-	profileName = regexp.MustCompile(`^heap-\d{8}T\d{6}\.\d{9}Z-\d+(-peak|-limit\d{1,3})?\.pb\.gz$`)
-	profileTag  = regexp.MustCompile(`-(peak|limit\d{1,3})\.pb\.gz$`)
-	tempPrefix  = ".heap-"
-	tempSuffix  = ".tmp"
+	profileName   = regexp.MustCompile(`^heap-\d{8}T\d{6}\.\d{9}Z-\d+(-peak|-limit\d{1,3})?\.pb\.gz$`)
+	retainersName = regexp.MustCompile(`^retainers-\d{8}T\d{6}\.\d{9}Z-\d+\.pb\.gz$`)
+	profileTag    = regexp.MustCompile(`-(peak|limit\d{1,3})\.pb\.gz$`)
+	tempPrefix    = ".heap-"
+	tempSuffix    = ".tmp"
 )
 
 // fileStore writes profile files atomically and prunes old ones: it keeps
@@ -100,6 +101,49 @@ func (s *fileStore) write(now time.Time, tag string, data []byte, maxBytes int64
 	syncDir(s.dir)
 	if err := s.prune(now, filepath.Base(path), maxBytes); err != nil {
 		return path, fmt.Errorf("removing old profile files: %w", err)
+	}
+	return path, nil
+}
+
+// Retainers profiles (WithLeakRetainers) are named as heap profiles are,
+// retainers-<UTC time>-<pid>.pb.gz, which heap retention leaves alone: the
+// directory keeps the newest maxRetainersFiles of them, of any process,
+// and nothing else bounds them. They are rare (one a minute at most, and
+// only on a leak warning) and about as large as a heap profile.
+const maxRetainersFiles = 4
+
+// writeRetainers creates a new retainers profile file holding data, as
+// write does, then deletes all but the newest maxRetainersFiles of them.
+// On a full disk it fails: room is made for heap profiles, not these.
+func (s *fileStore) writeRetainers(now time.Time, data []byte) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating output directory: %w", err)
+	}
+	path := filepath.Join(s.dir, "retainers-"+strings.TrimPrefix(s.nextName(now, ""), "heap-"))
+	if err := s.place(path, data); err != nil {
+		return "", err
+	}
+	syncDir(s.dir)
+	entries, err := os.ReadDir(s.dir) // sorted by name: oldest first
+	if err != nil {
+		return path, fmt.Errorf("removing old retainers profiles: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if retainersName.MatchString(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	var errs []error
+	for _, name := range names[:max(0, len(names)-maxRetainersFiles)] {
+		if name != filepath.Base(path) {
+			errs = append(errs, s.remove(name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return path, fmt.Errorf("removing old retainers profiles: %w", err)
 	}
 	return path, nil
 }

@@ -161,7 +161,7 @@ func (h profileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := "leakhunt-heap.pb.gz"
 	switch {
 	case retainers:
-		data, err = p.retainersProfile(gc)
+		data, err = p.retainersProfile(r.Context(), gc)
 		name = "leakhunt-retainers.pb.gz"
 	case window == 0:
 		data, err = p.takeProfile(gc)
@@ -234,16 +234,16 @@ func (p *Profiler) takeProfile(gc bool) ([]byte, error) {
 }
 
 // retainersProfile returns the retainers profile, after a garbage
-// collection if gc is set. runtime.GC returns once its collection has
+// collection if gc is set; a client that goes away stops the helper. runtime.GC returns once its collection has
 // swept (runtime/mgc.go), and the dump sweeps whatever is unswept with the
 // world stopped (runtime/heapdump.go, mdump): after a collection, the dump
 // has no sweeping to do and none of the garbage made before it to write.
-func (p *Profiler) retainersProfile(gc bool) ([]byte, error) {
+func (p *Profiler) retainersProfile(ctx context.Context, gc bool) ([]byte, error) {
 	if gc {
 		runtime.GC()
 	}
 	var buf bytes.Buffer
-	if err := p.WriteRetainers(&buf); err != nil {
+	if err := p.writeRetainers(ctx, &buf, p.maxRetainersPause()); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

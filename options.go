@@ -52,6 +52,7 @@ type config struct {
 	peakMargin        float64       // 0: no peak profiles
 	leakWarn          bool
 	maxRetainersPause time.Duration // WithMaxRetainersPause
+	leakRetainers     bool          // WithLeakRetainers
 	goHeap            bool
 	gcFirst           bool
 	seed              uint64 // of the sampler; 0 draws one

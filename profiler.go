@@ -53,6 +53,12 @@ type Profiler struct {
 	detector *leakDetector
 	detectMu sync.Mutex
 
+	// leakRetainers counts the retainers profile taken for a leak
+	// warning, at most one at a time, begun at lastLeakRetainers.
+	leakRetainers     sync.WaitGroup
+	leakRetainersOn   atomic.Bool
+	lastLeakRetainers time.Time // guarded by leakRetainersOn
+
 	// The memory watcher, nil when off; the background goroutine alone
 	// uses them.
 	mem   *memoryReader
@@ -104,6 +110,9 @@ func Start(opts ...Option) (*Profiler, error) {
 		if err := o.apply(&cfg); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if cfg.leakRetainers && (cfg.dir == "" || !cfg.leakWarn) {
+		errs = append(errs, errors.New("WithLeakRetainers(true) needs the output directory and leak warnings"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("profiler: invalid options: %w", err)
@@ -234,6 +243,7 @@ func (p *Profiler) Stop() error {
 		close(p.done)
 		errLoop := p.group.Wait()
 		_, errFlush := p.flush()
+		p.leakRetainers.Wait()
 		p.stopExports()
 		p.stopErr = errors.Join(errLoop, errFlush)
 		if p.cfg.goHeap {
@@ -339,6 +349,9 @@ func (p *Profiler) detect(data []byte, at time.Time, path string) {
 	for _, s := range warn {
 		p.cfg.logger.Warn("leak suspect", "function", s.Function, "inuse_bytes", s.InuseBytes,
 			"growth_bytes_per_hour", int64(math.Round(s.GrowthBytesPerHour)), "score", s.Score, "heap", s.Heap, "profile", s.Profile)
+	}
+	if len(warn) > 0 && p.cfg.leakRetainers {
+		p.startLeakRetainers(warn[0], at)
 	}
 }
 

@@ -3,6 +3,7 @@ package profiler
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -162,11 +163,12 @@ type retainersTarget struct {
 // in a process: a call while another runs returns an error at once. It
 // returns ErrStopped after Stop.
 func (p *Profiler) WriteRetainers(w io.Writer) error {
-	return p.writeRetainers(w, p.maxRetainersPause())
+	return p.writeRetainers(context.Background(), w, p.maxRetainersPause())
 }
 
-// writeRetainers is WriteRetainers with the pause limit given.
-func (p *Profiler) writeRetainers(w io.Writer, limit time.Duration) error {
+// writeRetainers is WriteRetainers with the pause limit given; the end of
+// ctx stops the helper's parse (not the dump, which is over by then).
+func (p *Profiler) writeRetainers(ctx context.Context, w io.Writer, limit time.Duration) error {
 	// Stop need not wait for a dump, which owes nothing to the
 	// profiler's state: the lifecycle lock is held only to check it.
 	p.lifecycle.RLock()
@@ -184,7 +186,7 @@ func (p *Profiler) writeRetainers(w io.Writer, limit time.Duration) error {
 	for i, o := range tracked {
 		targets[i] = uint64(o.addr)
 	}
-	d, err := takeRetainers(limit, targets)
+	d, err := takeRetainers(ctx, limit, targets)
 	if err != nil {
 		return fmt.Errorf("profiler: retainers profile: %w", err)
 	}

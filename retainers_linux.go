@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -92,7 +93,7 @@ func init() {
 // it near its cgroup's memory limit, has the helper parse it and find the
 // chains of the sampled objects and of the objects at targets, and returns
 // the helper's findings.
-func takeRetainers(limit time.Duration, targets []uint64) (*retainersDump, error) {
+func takeRetainers(ctx context.Context, limit time.Duration, targets []uint64) (*retainersDump, error) {
 	if v := runtime.Version(); !strings.HasPrefix(v, testedGoVersion) {
 		return nil, fmt.Errorf("%w: the heap dump of %s is not known to this version of the profiler (tested with %sx)", errRetainersUnsupported, v, testedGoVersion)
 	}
@@ -144,7 +145,7 @@ func takeRetainers(limit time.Duration, targets []uint64) (*retainersDump, error
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("heap dump: %w", err)
 	}
-	if err := d.analyze(f, bias, objects, targets); err != nil {
+	if err := d.analyze(ctx, f, bias, objects, targets); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -169,9 +170,9 @@ func newMemfd(nr uintptr, name string) (*os.File, error) {
 // little-endian 64-bit words. The helper's memory is bounded softly with GOMEMLIMIT, at twice the
 // dump (it needs about 1.2 times as much), and its objects with
 // MaxObjects, from the heap's object count; its time by a timeout.
-func (d *retainersDump) analyze(f *os.File, bias uint64, objects uint64, targets []uint64) error {
+func (d *retainersDump) analyze(ctx context.Context, f *os.File, bias uint64, objects uint64, targets []uint64) error {
 	timeout := 30*time.Second + time.Duration(d.dumpBytes>>20)*30*time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -245,8 +246,10 @@ func (d *retainersDump) analyze(f *os.File, bias uint64, objects uint64, targets
 		}
 	}
 	switch {
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("helper: no result within %v", timeout)
+	case ctx.Err() != nil:
+		return fmt.Errorf("helper: %w", ctx.Err())
 	case waitErr != nil:
 		return fmt.Errorf("helper: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
 	case decodeErr != nil:

@@ -2,6 +2,7 @@ package profiler
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -261,7 +262,7 @@ func TestRetainersCost(t *testing.T) {
 		gc := time.Since(start)
 		var buf bytes.Buffer
 		start = time.Now()
-		if err := p.writeRetainers(&buf, time.Minute); err != nil {
+		if err := p.writeRetainers(context.Background(), &buf, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		took := time.Since(start)

@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"context"
 	"errors"
 	"io"
 	"runtime"
@@ -19,7 +20,7 @@ import (
 // mechanism, the error says that instead.
 func TestRetainersRefusesOverPauseLimit(t *testing.T) {
 	p := startRetainersProfiler(t)
-	err := p.writeRetainers(io.Discard, time.Nanosecond)
+	err := p.writeRetainers(context.Background(), io.Discard, time.Nanosecond)
 	if err == nil {
 		t.Fatal("a retainers profile was taken with a pause limit of 1ns")
 	}
