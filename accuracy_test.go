@@ -521,6 +521,27 @@ func TestSamplerConcurrentRate(t *testing.T) {
 	checkFraction(t, fmt.Sprintf("%d goroutines", goroutines), int(hits.Load()), goroutines*each, size, rate)
 }
 
+// Each P's countdown draws its own gaps, not another P's shifted: with a
+// shared stream the Ps' counts rise and fall together, and the total
+// strays from its expectation by up to GOMAXPROCS times as much. At rate
+// 1<<30 the gaps are spread over a billion values, so two streams of 1000
+// independent gaps share one by chance with probability about 1e-3.
+func TestSamplerStreamsIndependent(t *testing.T) {
+	s := new(sampler)
+	s.init(1<<30, testSeed(t))
+	s.grow(4)
+	seen := make(map[int64]int) // gap -> stream
+	for pid, c := range (*s.counts.Load())[:4] {
+		for range 1000 {
+			g := s.gap(c)
+			if other, ok := seen[g]; ok && other != pid {
+				t.Fatalf("streams %d and %d both drew the gap %d", other, pid, g)
+			}
+			seen[g] = pid
+		}
+	}
+}
+
 // A P beyond the countdowns made at Start (GOMAXPROCS raised since) gets
 // its own, and the rate stays p.
 func TestSamplerGrowsWithGOMAXPROCS(t *testing.T) {

@@ -91,7 +91,12 @@ func (s *sampler) grow(n int) {
 	next := append(make([]*countdown, 0, n), old...)
 	for pid := len(old); pid < n; pid++ {
 		c := new(countdown)
-		c.rng.Store(s.seed + uint64(pid)*0x9e3779b97f4a7c15)
+		// Each generator starts at a point of splitmix64's cycle hashed
+		// from the seed and the P id. Started at seed + pid·γ, γ being
+		// the generator's own increment, P k's gaps were P 0's shifted by
+		// k draws: the same gaps on every P, whose counts then rose and
+		// fell together.
+		c.rng.Store(mix(s.seed ^ mix(uint64(pid)+1)))
 		c.left.Store(s.gap(c))
 		next = append(next, c)
 	}
