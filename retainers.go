@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/pprof/profile"
 	"github.com/leakhunt/profiler/internal/heapdump"
+	"github.com/leakhunt/profiler/internal/leakrank"
 )
 
 // The retainers profile answers what a heap profile cannot: not where a
@@ -47,13 +48,9 @@ var (
 	errRetainersUnsupported = errors.New("not supported")
 )
 
-// Frame names of a retention chain. retainedByPrefix marks the root, the
-// outermost frame of a chain, so that `go tool pprof -peek '\[held by\]'`
-// or -focus finds every root.
-const (
-	retainedByPrefix = "[held by] "
-	mapFrame         = "[map]"
-)
+// mapFrame names a map's internals in a chain; leakrank.HeldByPrefix
+// starts the name of its root.
+const mapFrame = "[map]"
 
 // retainersDump is what one dump and its analysis found, with what they
 // cost; it holds no byte of any object's contents.
@@ -281,7 +278,7 @@ func trackedFrames(frames []heapdump.Frame, stk *stack) []heapdump.Frame {
 // comments describes the dump, its costs and what was left out.
 func (d *retainersDump) comments(c retainersCounts) []string {
 	return []string{
-		"leakhunt retainers profile: each stack is a sampled Go object's allocation stack, then the references that keep it alive, the root outermost",
+		leakrank.RetainersPrefix + " each stack is a sampled Go object's allocation stack, then the references that keep it alive, the root outermost",
 		fmt.Sprintf("pause: the world was stopped %v for the heap dump (estimated %v from %d MiB of heap); runtime.MemProfileRate %d",
 			d.pause.Round(time.Millisecond), d.estimate.Round(time.Millisecond), d.heapBytes>>20, d.rate),
 		fmt.Sprintf("dump: %d bytes, in memory only, parsed by a copy of this executable that used %v of CPU and %d MiB of memory at most",
@@ -418,7 +415,7 @@ func compareLocations(a, b []*profile.Location) int {
 // runtime/pprof leaves them out (writeHeapProto, hideRuntime).
 func allocationFrames(stk []heapdump.Frame) []heapdump.Frame {
 	for i, f := range stk {
-		if !isRuntimeFunction(f.Func) {
+		if !leakrank.IsRuntimeFunction(f.Func) {
 			stk = stk[i:]
 			break
 		}
@@ -427,10 +424,6 @@ func allocationFrames(stk []heapdump.Frame) []heapdump.Frame {
 		stk = stk[:n-1]
 	}
 	return stk
-}
-
-func isRuntimeFunction(name string) bool {
-	return strings.HasPrefix(name, "runtime.") || strings.HasPrefix(name, "internal/runtime/")
 }
 
 // chainFrames returns the frames of a chain from the object outwards: one
@@ -483,5 +476,5 @@ func rootFrame(chain []heapdump.Hop, field string) string {
 	case r.Root == heapdump.RootGlobal && len(chain) > 1 && chain[1].Offset != 0:
 		name += fmt.Sprintf(" +%d", chain[1].Offset)
 	}
-	return retainedByPrefix + name
+	return leakrank.HeldByPrefix + name
 }

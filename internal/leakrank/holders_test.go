@@ -99,7 +99,7 @@ func encodeHeap(t *testing.T, samples []heapSample) *profile.Profile {
 
 func encodeRetainers(t *testing.T, samples []retainedSample) *profile.Profile {
 	b := newProfileBuilder("inuse_objects/count", "inuse_space/bytes")
-	b.p.Comments = []string{retainersPrefix + " each stack is ..."}
+	b.p.Comments = []string{RetainersPrefix + " each stack is ..."}
 	for _, s := range samples {
 		out := &profile.Sample{Value: []int64{1, s.bytes}}
 		if s.heap != "" {

@@ -26,13 +26,13 @@ import (
 // It has inuse values like a heap profile, so it must not be taken for a
 // snapshot: NewSnapshot refuses it, by the comment it opens with.
 
-// Names in a retainers profile, as the profiler writes them (retainers.go
-// in the module's root, which cannot be imported from here).
+// Names in a retainers profile, which the profiler writes with them.
 const (
-	// retainersPrefix starts the comment that marks a retainers profile.
-	retainersPrefix = "leakhunt retainers profile:"
+	// RetainersPrefix starts the comment that marks a retainers profile.
+	RetainersPrefix = "leakhunt retainers profile:"
 	// HeldByPrefix starts the name of the root frame of a chain, the
-	// outermost frame of a retainers profile's stack.
+	// outermost frame of a retainers profile's stack, so that
+	// `go tool pprof -peek '\[held by\]'` or -focus finds every root.
 	HeldByPrefix = "[held by] "
 )
 
@@ -45,7 +45,7 @@ var ErrRetainersProfile = errors.New("a retainers profile (what keeps objects al
 // comments of every profile merged, and a merge with a retainers profile
 // is no snapshot either.
 func isRetainers(p *profile.Profile) bool {
-	return slices.ContainsFunc(p.Comments, func(c string) bool { return strings.HasPrefix(c, retainersPrefix) })
+	return slices.ContainsFunc(p.Comments, func(c string) bool { return strings.HasPrefix(c, RetainersPrefix) })
 }
 
 // Retainers is a retainers profile reduced to the bytes each chain holds
@@ -101,7 +101,7 @@ func ReadRetainers(path string, opts ReadOptions) (*Retainers, error) {
 // at math.MaxInt64.
 func NewRetainers(name string, p *profile.Profile) (*Retainers, error) {
 	if !isRetainers(p) {
-		return nil, fmt.Errorf("%s: not a retainers profile: none of its comments starts with %q, as WriteRetainers writes them", name, retainersPrefix)
+		return nil, fmt.Errorf("%s: not a retainers profile: none of its comments starts with %q, as WriteRetainers writes them", name, RetainersPrefix)
 	}
 	inuse := -1
 	for i, t := range p.SampleType {
@@ -201,7 +201,7 @@ func logicalFrames(locs []*profile.Location, logical bool) []frame {
 // that left out less.
 func trimRuntime(frames []frame) []frame {
 	for i, f := range frames {
-		if !isRuntimeFunction(f.name) {
+		if !IsRuntimeFunction(f.name) {
 			frames = frames[i:]
 			break
 		}
@@ -212,7 +212,9 @@ func trimRuntime(frames []frame) []frame {
 	return frames
 }
 
-func isRuntimeFunction(name string) bool {
+// IsRuntimeFunction reports whether name is a function of the Go runtime,
+// whose frames heap profiles leave out at the leaf of allocation stacks.
+func IsRuntimeFunction(name string) bool {
 	return strings.HasPrefix(name, "runtime.") || strings.HasPrefix(name, "internal/runtime/")
 }
 
