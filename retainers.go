@@ -134,10 +134,10 @@ type retainersTarget struct {
 // `go tool pprof -traces` or -top on it shows which roots hold the most.
 //
 // It is the program's whole heap that is dumped, with the world stopped
-// for as long as that takes: about 0.15 s on the first call in a process
-// plus 3 ms per MB of heap on an idle machine, more when other processes
-// compete for the CPU. WriteRetainers estimates that pause from the heap's
-// size first and refuses above a limit, one second unless raised with
+// for as long as that takes, in proportion to the heap, and longer when
+// other processes compete for the CPU (bench/RESULTS.md has measured
+// pauses). WriteRetainers estimates that pause from the heap's size first
+// and refuses above a limit, one second unless raised with
 // WithMaxRetainersPause. It also refuses when the dump, which stays in
 // memory until parsed, would bring the process's cgroup within 10 % of its
 // memory limit. No byte of the heap's contents leaves the

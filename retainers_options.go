@@ -6,8 +6,9 @@ import (
 )
 
 // DefaultMaxRetainersPause is the longest pause WriteRetainers accepts by
-// default: the world is stopped for the whole heap dump, about 0.15 s plus
-// 3 ms per MB of heap, so one second allows a heap of about 280 MB.
+// default: the world is stopped for the whole heap dump, whose estimated
+// pause grows with the heap, so the default allows a heap of a few hundred
+// megabytes.
 const DefaultMaxRetainersPause = time.Second
 
 // WithMaxRetainersPause sets the longest pause WriteRetainers accepts: it
